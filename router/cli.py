@@ -1,0 +1,97 @@
+"""Command line: ``router serve`` runs the gateway, ``router sim`` the simulated Anthropic upstream.
+
+Owns argument parsing and process start-up. Flags override environment variables; see README's
+configuration table for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from router.errors import ConfigError
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="run the router")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    p.add_argument("--policies", type=Path, default=Path("policies"), help="policy directory (default policies/)")
+    p.add_argument(
+        "--upstream-url",
+        default=None,
+        help="Anthropic API base URL (env ROUTER_UPSTREAM_URL; default https://api.anthropic.com)",
+    )
+    p.add_argument("--request-timeout", type=float, default=None, help="deadline per request, seconds (600)")
+    p.add_argument("--connect-timeout", type=float, default=None, help="upstream connect timeout, seconds (10)")
+    p.add_argument(
+        "--first-content-timeout",
+        type=float,
+        default=None,
+        help="streams: seconds to the first content event before falling back (60)",
+    )
+    p.add_argument(
+        "--stream-idle-timeout", type=float, default=None, help="streams: longest upstream silence, seconds (120)"
+    )
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (env ROUTER_LOG_LEVEL; INFO)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from router.app import create_app
+    from router.logs import configure_logging
+    from router.settings import Settings
+    from router.tiers import load_tiers
+
+    settings = Settings.from_env(
+        host=args.host,
+        port=args.port,
+        policies_dir=args.policies,
+        upstream_url=args.upstream_url,
+        request_timeout=args.request_timeout,
+        connect_timeout=args.connect_timeout,
+        first_content_timeout=args.first_content_timeout,
+        stream_idle_timeout=args.stream_idle_timeout,
+        log_level=args.log_level,
+    )
+    configure_logging(settings.log_level)
+    try:
+        load_tiers(settings.policies_dir)  # fail before binding the port, with the file's own message
+    except ConfigError as exc:
+        print(f"router: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from router.sim.cli import add_sim_arguments
+
+    parser = argparse.ArgumentParser(prog="router", description="Anthropic-compatible tier router")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    add_sim_arguments(sub.add_parser("sim", help="run the simulated Anthropic upstream"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    from router.sim.cli import run_sim
+
+    return run_sim(args)

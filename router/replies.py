@@ -1,0 +1,83 @@
+"""Turning a dispatch result into the response the client gets, with the ``x-router-*`` headers.
+
+Owns the response side of the contract: which upstream bytes and headers are relayed, which error is shown
+when every target failed, and the headers that explain the decision. It does no I/O itself.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import AsyncIterator
+
+from litestar.response.base import ASGIResponse
+from litestar.response.streaming import ASGIStreamingResponse
+
+from router.dispatch import Dispatched
+from router.errors import ClientFacingError, UpstreamUnavailable, error_body
+from router.headers import format_attempts
+from router.outcome import exhausted_headers, most_informative
+from router.plan import Plan
+
+
+def new_request_id() -> str:
+    """An id for responses the router writes itself (the upstream's own ``request-id`` wins otherwise)."""
+    return "req_router_" + secrets.token_hex(12)
+
+
+def router_headers(plan: Plan, result: Dispatched[object]) -> dict[str, str]:
+    target = result.target
+    tier = target.tier if target is not None else plan.tier
+    headers = {
+        "x-router-rule": plan.rule,
+        "x-router-attempts": format_attempts(result.attempts),
+    }
+    if target is not None:
+        headers["x-router-model"] = target.model
+    if tier:
+        headers["x-router-tier"] = tier
+    return headers
+
+
+def json_reply(status: int, headers: dict[str, str], body: bytes) -> ASGIResponse:
+    return ASGIResponse(body=body, status_code=status, headers=headers, media_type="application/json")
+
+
+def stream_reply(headers: dict[str, str], chunks: AsyncIterator[bytes]) -> ASGIStreamingResponse:
+    headers.setdefault("cache-control", "no-cache")
+    return ASGIStreamingResponse(iterator=chunks, status_code=200, headers=headers, media_type="text/event-stream")
+
+
+def error_reply(exc: ClientFacingError, extra: dict[str, str] | None = None) -> ASGIResponse:
+    request_id = new_request_id()
+    headers = {"request-id": request_id, **exc.headers, **(extra or {})}
+    return json_reply(exc.status, headers, error_body(exc.status, exc.message, request_id))
+
+
+def failure_reply(plan: Plan, result: Dispatched[object], now: float, cooling_until: dict[str, float]) -> ASGIResponse:
+    """The response when no target succeeded: a relayed non-retryable error, or the best of the failures."""
+    headers = router_headers(plan, result)
+    if result.final is not None:
+        final = result.final
+        return json_reply(final.status, {**(final.headers or {}), **headers}, final.body or b"")
+    if result.failures:
+        best = most_informative(result.failures)
+        advice = exhausted_headers(result.failures)
+        if best.body is not None:
+            return json_reply(best.status, {**(best.headers or {}), **headers, **advice}, best.body)
+        summary = ", ".join(f"{m}: {o}" for m, o in result.attempts)
+        exc = UpstreamUnavailable(f"every target failed ({summary}); last: {best.message}", status=best.status)
+        return error_reply(exc, {**headers, **advice})
+    if plan.cooling:
+        # Every candidate is cooling down after a 429/529: say when the first one is usable again.
+        soonest = min(cooling_until.get(t.model, now) for t in plan.cooling)
+        wait = max(1, math.ceil(soonest - now))
+        names = ", ".join(t.model for t in plan.cooling)
+        exc = UpstreamUnavailable(
+            f"every target is cooling down after rate limiting or overload ({names}); retry in {wait}s",
+            status=429,
+            headers={"retry-after": str(wait), "x-should-retry": "true"},
+        )
+        return error_reply(exc, headers)
+    exc = UpstreamUnavailable("the request deadline passed before any target answered", status=504)
+    return error_reply(exc, {**headers, "x-should-retry": "false"})

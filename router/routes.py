@@ -1,0 +1,206 @@
+"""HTTP handlers: the Messages API surface, models listing and health.
+
+Each handler reads the request, asks ``plan`` for targets, hands them to the dispatcher with the right
+attempt function, and turns the result into a reply. Policy and decisions live elsewhere; handlers keep to
+wiring so the hot path stays short and readable.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, get, post
+from litestar.response.base import ASGIResponse
+from litestar.response.streaming import ASGIStreamingResponse
+
+from router.dispatch import attempt_json
+from router.errors import AuthenticationFailed, NotFound
+from router.headers import client_credential, upstream_headers
+from router.plan import AUTO, Plan, Target, plan
+from router.replies import failure_reply, json_reply, router_headers, stream_reply
+from router.services import Services
+from router.stream import open_stream, relay
+from router.view import ParsedRequest, body_for_model, parse_request
+
+log = logging.getLogger("router.access")
+
+
+def _services(request: Request[Any, Any, Any]) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _path_qs(request: Request[Any, Any, Any], path: str) -> str:
+    query = request.scope.get("query_string", b"")
+    return path + "?" + query.decode("latin-1") if query else path
+
+
+async def _read(request: Request[Any, Any, Any], *, require_messages: bool) -> ParsedRequest:
+    if client_credential(request.headers.items()) is None:
+        raise AuthenticationFailed("missing credentials: send your key in x-api-key or Authorization: Bearer")
+    return parse_request(await request.body(), require_messages=require_messages)
+
+
+async def _forward(request: Request[Any, Any, Any], path: str, *, streaming_allowed: bool) -> ASGIResponse:
+    svc = _services(request)
+    settings = svc.settings
+    parsed = await _read(request, require_messages=True)
+    now = svc.clock()
+    cooling = svc.cooldowns.active(now)
+    decision = plan(parsed.view, svc.tiers, cooling, now)
+    path_qs = _path_qs(request, path)
+    headers = upstream_headers(request.headers.items(), svc.upstream.api_key)
+    deadline = now + settings.request_timeout
+    upstream = svc.upstream
+
+    if streaming_allowed and parsed.view.stream:
+
+        async def attempt_stream(target: Target, dl: float) -> Any:
+            body = body_for_model(parsed, target.model)
+            return await open_stream(
+                upstream,
+                path_qs,
+                headers,
+                body,
+                target,
+                dl,
+                settings.connect_timeout,
+                settings.first_content_timeout,
+                settings.stream_idle_timeout,
+            )
+
+        result = await svc.dispatcher.run(decision, attempt_stream, deadline)
+        _log(decision, result, parsed, now, svc)
+        if result.success is None:
+            return failure_reply(decision, result, svc.clock(), cooling)
+        opened = result.success
+        return stream_reply({**opened.headers, **router_headers(decision, result)}, relay(opened))
+
+    async def attempt(target: Target, dl: float) -> Any:
+        body = body_for_model(parsed, target.model)
+        return await attempt_json(upstream, path_qs, headers, body, target, dl, settings.connect_timeout)
+
+    result = await svc.dispatcher.run(decision, attempt, deadline)
+    _log(decision, result, parsed, now, svc)
+    if result.success is None:
+        return failure_reply(decision, result, svc.clock(), cooling)
+    reply = result.success
+    return json_reply(reply.status, {**reply.headers, **router_headers(decision, result)}, reply.body)
+
+
+def _log(decision: Plan, result: Any, parsed: ParsedRequest, started: float, svc: Services) -> None:
+    """One line per request: the decision and its outcome. Never the prompt, never a key."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    target = result.target
+    log.info(
+        "%s",
+        msgspec.json.encode(
+            {
+                "requested": parsed.view.model if parsed.view.model == AUTO or target is None else None,
+                "tier": target.tier if target else decision.tier,
+                "model": target.model if target else None,
+                "rule": decision.rule,
+                "attempts": [f"{m}:{o}" for m, o in result.attempts],
+                "stream": parsed.view.stream,
+                "ok": result.success is not None,
+                "ms": round((svc.clock() - started) * 1000, 2),
+            }
+        ).decode(),
+    )
+
+
+@post("/v1/messages", status_code=200)
+async def create_message(request: Request[Any, Any, Any]) -> ASGIResponse | ASGIStreamingResponse:
+    return await _forward(request, "/v1/messages", streaming_allowed=True)
+
+
+@post("/v1/messages/count_tokens", status_code=200)
+async def count_tokens(request: Request[Any, Any, Any]) -> ASGIResponse:
+    # Free and separately rate-limited upstream: never classified, never sent to Haiku for triage.
+    return await _forward(request, "/v1/messages/count_tokens", streaming_allowed=False)
+
+
+def _model_entries(svc: Services) -> list[dict[str, Any]]:
+    tiers = svc.tiers
+    created = "2025-01-01T00:00:00Z"
+    default = tiers.tiers[tiers.default_tier]
+    entries: list[dict[str, Any]] = [
+        {
+            "type": "model",
+            "id": AUTO,
+            "display_name": f"Router: automatic tier (today: {tiers.default_tier} -> {default.primary})",
+            "created_at": created,
+            "router": {"kind": "auto", "tier": tiers.default_tier, "model": default.primary},
+        }
+    ]
+    for name, tier in tiers.tiers.items():
+        chain = [tier.primary, *(tiers.tiers[t].primary for t in tier.fallback)]
+        entries.append(
+            {
+                "type": "model",
+                "id": name,
+                "display_name": f"Router tier {name} -> {tier.primary}",
+                "created_at": created,
+                "router": {"kind": "tier", "tier": name, "model": tier.primary, "fallback": chain},
+            }
+        )
+    for name, tier in tiers.tiers.items():
+        for model in tier.models:
+            entries.append(
+                {
+                    "type": "model",
+                    "id": model,
+                    "display_name": model,
+                    "created_at": created,
+                    "router": {"kind": "model", "tier": name, "primary": model == tier.primary},
+                }
+            )
+    return entries
+
+
+@get("/v1/models")
+async def list_models(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """The router's tiers and the upstream models they map to, in the shape of Anthropic's model list."""
+    await _read_auth_only(request)
+    entries = _model_entries(_services(request))
+    body = {"data": entries, "has_more": False, "first_id": entries[0]["id"], "last_id": entries[-1]["id"]}
+    return json_reply(200, {}, msgspec.json.encode(body))
+
+
+@get("/v1/models/{model_id:str}")
+async def get_model(request: Request[Any, Any, Any], model_id: str) -> ASGIResponse:
+    await _read_auth_only(request)
+    for entry in _model_entries(_services(request)):
+        if entry["id"] == model_id:
+            return json_reply(200, {}, msgspec.json.encode(entry))
+    raise NotFound(f"model: {model_id} is neither a router tier nor a model in the tier table")
+
+
+async def _read_auth_only(request: Request[Any, Any, Any]) -> None:
+    if client_credential(request.headers.items()) is None:
+        raise AuthenticationFailed("missing credentials: send your key in x-api-key or Authorization: Bearer")
+
+
+@get("/livez")
+async def livez() -> ASGIResponse:
+    """The process answers. No dependency checks: a slow upstream must not get the pod restarted."""
+    return json_reply(200, {}, b'{"status":"ok"}')
+
+
+@get("/readyz")
+async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Ready to take traffic: policies loaded. Never calls Anthropic."""
+    svc = _services(request)
+    details = {
+        "status": "ready",
+        "upstream": svc.upstream_kind,
+        "tiers": {name: tier.primary for name, tier in svc.tiers.tiers.items()},
+        "default_tier": svc.tiers.default_tier,
+        "cooling": sorted(svc.cooldowns.active(svc.clock())),
+    }
+    return json_reply(200, {}, msgspec.json.encode(details))
+
+
+ROUTES = [create_message, count_tokens, list_models, get_model, livez, readyz]

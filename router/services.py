@@ -1,0 +1,66 @@
+"""The objects that live for the process, built once in the app's lifespan and handed to handlers.
+
+Owns construction and teardown order: tier table, upstream session (and the embedded simulator when the
+router runs without a key), cooldowns, dispatcher. Handlers read ``app.state.services``; nothing here is a
+module global.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from router.cooldown import Cooldowns
+from router.dispatch import Dispatcher
+from router.settings import Settings
+from router.tiers import TierTable, load_tiers
+from router.upstream import Upstream
+
+log = logging.getLogger("router")
+
+
+class Services:
+    def __init__(self, settings: Settings, tiers: TierTable, upstream: Upstream, upstream_kind: str) -> None:
+        self.settings = settings
+        self.tiers = tiers
+        self.upstream = upstream
+        self.upstream_kind = upstream_kind
+        """``anthropic``, ``custom`` (an explicit --upstream-url) or ``embedded-sim``."""
+        self.cooldowns = Cooldowns()
+        self.dispatcher = Dispatcher(tiers, self.cooldowns)
+        self.clock = time.monotonic
+
+
+@asynccontextmanager
+async def build_services(settings: Settings) -> AsyncIterator[Services]:
+    """Build everything the handlers need; tear it down in reverse order."""
+    tiers = load_tiers(settings.policies_dir)
+    sim: Any = None
+    if settings.embedded_sim:
+        from router.sim.config import SimConfig
+        from router.sim.server import start_sim
+
+        sim = await start_sim(SimConfig.default(), "127.0.0.1", 0)
+        upstream = Upstream.create(settings, sim.url)
+        kind = "embedded-sim"
+        log.warning(
+            "No ANTHROPIC_API_KEY and no upstream URL set: serving from the built-in SIMULATED upstream at %s. "
+            "Answers are synthetic. Set ANTHROPIC_API_KEY to route to Anthropic's API.",
+            sim.url,
+        )
+    else:
+        upstream = Upstream.create(settings)
+        kind = "anthropic" if settings.upstream_url == "https://api.anthropic.com" else "custom"
+        if settings.upstream_key is None:
+            log.warning("No ANTHROPIC_API_KEY set: forwarding to %s without an upstream key", settings.upstream_url)
+        else:
+            log.info("Forwarding to %s", settings.upstream_url)
+    try:
+        yield Services(settings, tiers, upstream, kind)
+    finally:
+        await upstream.close()
+        if sim is not None:
+            await sim.close()

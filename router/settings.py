@@ -1,0 +1,64 @@
+"""Process settings: typed and frozen, built once from flags and environment by the CLI.
+
+Nothing here reads the environment at import time; ``Settings.from_env`` is called by the CLI (and by tests
+that want the environment's view). The upstream key is wrapped so it never shows up in a repr or a log.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+DEFAULT_UPSTREAM = "https://api.anthropic.com"
+MAX_BODY_BYTES = 32 * 1024 * 1024  # the Messages API's own request limit
+
+
+class Secret(str):
+    """A string that prints as ``***`` so it cannot leak through reprs, f-strings in logs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    policies_dir: Path = Path("policies")
+    upstream_url: str = DEFAULT_UPSTREAM
+    upstream_key: Secret | None = None
+    embedded_sim: bool = False
+    """Start the simulated upstream inside the router (no key and no upstream URL were given)."""
+    connect_timeout: float = 10.0
+    """Seconds to open a connection to the upstream."""
+    request_timeout: float = 600.0
+    """Deadline for a whole request, every attempt and wait included."""
+    first_content_timeout: float = 60.0
+    """Streams: seconds until the first content event; past it the stream falls back to the next target."""
+    stream_idle_timeout: float = 120.0
+    """Streams: longest silence between upstream reads once content flows (the API pings meanwhile)."""
+    max_body_bytes: int = MAX_BODY_BYTES
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from the environment, with explicit ``overrides`` (CLI flags) taking precedence."""
+        env = os.environ if env is None else env
+        key = env.get("ANTHROPIC_API_KEY") or None
+        url = overrides.pop("upstream_url", None) or env.get("ROUTER_UPSTREAM_URL") or None
+        values: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
+        values["upstream_key"] = Secret(key) if key else None
+        values["upstream_url"] = (url or DEFAULT_UPSTREAM).rstrip("/")
+        # The embedded simulator is the newcomer's path: no key and no explicit upstream at all.
+        values["embedded_sim"] = key is None and url is None
+        if "ROUTER_LOG_LEVEL" in env and "log_level" not in values:
+            values["log_level"] = env["ROUTER_LOG_LEVEL"]
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,236 @@
+"""Streaming with a commit point.
+
+Before the commit point nothing has reached the client, so any failure (an HTTP error, an ``error`` event,
+a cut connection, a malformed frame, no content before the first-content deadline) falls back to the next
+target invisibly. ``message_start`` and ``ping`` are held back; the first other event commits the stream.
+After the commit point the upstream's bytes are relayed frame by frame, unchanged, and any failure ends
+the stream with an Anthropic ``event: error`` frame -- never with a clean end that looks like success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import msgspec
+
+from router.dispatch import transport_failure
+from router.errors import sse_error_frame
+from router.headers import downstream_headers
+from router.outcome import Failure, error_status_for_event, http_failure
+from router.plan import Target
+from router.sse import Frame, SSEFramer
+from router.upstream import Upstream
+
+HELD_EVENTS = frozenset({"message_start", "ping"})
+
+
+class StreamStats:
+    """What the relay learned while passing bytes through: usage, timing and how the stream ended."""
+
+    __slots__ = ("end", "first_content_at", "input_tokens", "output_tokens", "started_at")
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+        self.first_content_at: float | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.end = "open"
+        """``complete``, ``upstream_error``, ``cut``, ``stall``, ``malformed``, ``client_gone`` or ``open``."""
+
+    def read_usage(self, frame: Frame, decoded: object) -> None:
+        if not isinstance(decoded, dict):
+            return
+        usage = decoded.get("usage")
+        if frame.event == "message_start":
+            message = decoded.get("message")
+            usage = message.get("usage") if isinstance(message, dict) else None
+        if isinstance(usage, dict):
+            self.input_tokens = usage.get("input_tokens") or self.input_tokens
+            self.output_tokens = usage.get("output_tokens") or self.output_tokens
+
+
+class OpenStream:
+    """A committed stream: the response to relay, the bytes held back so far and the framer's state."""
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        headers: dict[str, str],
+        held: list[bytes],
+        framer: SSEFramer,
+        stats: StreamStats,
+        finished: bool,
+    ) -> None:
+        self.response = response
+        self.headers = headers
+        self.held = held
+        self.framer = framer
+        self.stats = stats
+        self.finished = finished
+        """The held frames already end the stream (message_stop or an error event after content)."""
+
+    async def close(self) -> None:
+        # close(), not release(): if the client went away mid-answer, the upstream should stop generating.
+        self.response.close()
+
+
+def _check(frame: Frame, stats: StreamStats) -> tuple[str | None, object]:
+    """Decode a frame's data. Returns (problem, decoded): problem is ``malformed`` or None."""
+    if not frame.data:
+        return None, None
+    try:
+        decoded = frame.json()
+    except msgspec.DecodeError:
+        return "malformed", None
+    stats.read_usage(frame, decoded)
+    return None, decoded
+
+
+def _event_failure(model: str, decoded: object) -> Failure:
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    error_type = error.get("type", "api_error") if isinstance(error, dict) else "api_error"
+    status = error_status_for_event(str(error_type))
+    body = msgspec.json.encode(decoded) if isinstance(decoded, dict) else None
+    return Failure(
+        model=model,
+        label=f"error_event:{error_type}",
+        status=status,
+        retryable=status in (429, 500, 502, 503, 504, 529),
+        message=f"upstream stream error before content ({error_type})",
+        body=body,
+    )
+
+
+async def open_stream(
+    upstream: Upstream,
+    path_qs: str,
+    headers: dict[str, str],
+    body: bytes,
+    target: Target,
+    deadline: float,
+    connect_timeout: float,
+    first_content_timeout: float,
+    idle_timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> OpenStream | Failure:
+    """One streaming attempt, read up to the commit point."""
+    stats = StreamStats(clock())
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=idle_timeout)
+    budget = max(min(first_content_timeout, deadline - clock()), 0.001)
+    response: aiohttp.ClientResponse | None = None
+    try:
+        async with asyncio.timeout(budget):
+            response = await upstream.session.post(upstream.url(path_qs), data=body, headers=headers, timeout=timeout)
+            if response.status != 200:
+                data = await response.read()
+                response.release()
+                return http_failure(target.model, response.status, data, downstream_headers(response.headers.items()))
+            return await _read_to_commit(response, target, stats, clock)
+    except TimeoutError:
+        _abort(response)
+        return transport_failure(target.model, "stall", "no content from upstream before the first-content deadline")
+    except aiohttp.ClientPayloadError:
+        _abort(response)
+        return transport_failure(target.model, "cut", "upstream stream cut before content")
+    except aiohttp.ClientError as exc:
+        _abort(response)
+        return transport_failure(target.model, "connect", f"upstream connection failed ({type(exc).__name__})")
+
+
+def _abort(response: aiohttp.ClientResponse | None) -> None:
+    if response is not None:
+        response.close()
+
+
+async def _read_to_commit(
+    response: aiohttp.ClientResponse, target: Target, stats: StreamStats, clock: Callable[[], float]
+) -> OpenStream | Failure:
+    framer = SSEFramer()
+    held: list[bytes] = []
+    while True:
+        chunk = await response.content.readany()
+        if not chunk:
+            response.close()
+            return transport_failure(target.model, "cut", "upstream stream ended before content")
+        committed = False
+        for frame in framer.feed(chunk):
+            problem, decoded = _check(frame, stats)
+            if not committed:
+                if problem:
+                    response.close()
+                    return transport_failure(target.model, "malformed", "upstream sent a malformed event")
+                if frame.event == "error":
+                    response.close()
+                    return _event_failure(target.model, decoded)
+                if frame.event not in HELD_EVENTS:
+                    committed = True
+                    stats.first_content_at = clock()
+                held.append(frame.raw)
+                continue
+            # Later frames of the committing chunk: relay them as the relay loop would.
+            if problem:
+                held.append(sse_error_frame(502, "upstream sent a malformed event"))
+                stats.end = "malformed"
+                break
+            held.append(frame.raw)
+            if frame.event in ("message_stop", "error"):
+                stats.end = "complete" if frame.event == "message_stop" else "upstream_error"
+        if committed:
+            headers = downstream_headers(response.headers.items())
+            return OpenStream(response, headers, held, framer, stats, finished=stats.end != "open")
+
+
+async def relay(stream: OpenStream) -> AsyncIterator[bytes]:
+    """The bytes the client receives after the commit point. Always ends the stream deliberately."""
+    stats = stream.stats
+    try:
+        yield b"".join(stream.held)
+        if stream.finished:
+            return
+        content = stream.response.content
+        framer = stream.framer
+        while True:
+            try:
+                chunk = await content.readany()
+            except TimeoutError:
+                stats.end = "stall"
+                yield sse_error_frame(504, "upstream stream stalled; the answer is incomplete")
+                return
+            except aiohttp.ClientError:
+                stats.end = "cut"
+                yield sse_error_frame(502, "upstream connection lost mid-stream; the answer is incomplete")
+                return
+            if not chunk:
+                if stats.end == "open":
+                    stats.end = "cut"
+                    yield sse_error_frame(502, "upstream stream ended early; the answer is incomplete")
+                return
+            out = _relay_frames(framer.feed(chunk), stats)
+            if out:
+                yield out
+            if stats.end not in ("open", "complete", "upstream_error"):
+                return
+    except asyncio.CancelledError:
+        stats.end = "client_gone"
+        raise
+    finally:
+        await stream.close()
+
+
+def _relay_frames(frames: list[Frame], stats: StreamStats) -> bytes:
+    parts: list[bytes] = []
+    for frame in frames:
+        problem, _ = _check(frame, stats)
+        if problem:
+            parts.append(sse_error_frame(502, "upstream sent a malformed event; the answer is incomplete"))
+            stats.end = "malformed"
+            break
+        parts.append(frame.raw)
+        if frame.event == "message_stop":
+            stats.end = "complete"
+        elif frame.event == "error":
+            stats.end = "upstream_error"
+    return b"".join(parts)

@@ -1,0 +1,63 @@
+"""The lenient request view: the few fields the router reads, decoded from the client's JSON body.
+
+Everything else in the body stays in the decoded ``dict`` and is forwarded untouched. The view is not a
+schema check: the upstream validates the request; the router rejects only what it cannot read itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from router.errors import InvalidRequest
+
+
+class RequestView(msgspec.Struct, frozen=True):
+    """The fields routing decisions may use. Unknown fields are ignored (and kept in ``Request.body``)."""
+
+    model: str
+    messages: list[Any] = []
+    stream: bool = False
+    max_tokens: int | None = None
+    system: Any = None
+    tools: list[Any] | None = None
+    thinking: Any = None
+    metadata: Any = None
+
+
+class ParsedRequest(msgspec.Struct, frozen=True):
+    """A decoded request: the view for decisions, the dict for forwarding, the original bytes."""
+
+    view: RequestView
+    body: dict[str, Any]
+    raw: bytes
+
+
+def parse_request(raw: bytes, *, require_messages: bool = True) -> ParsedRequest:
+    """Decode the body. Raises InvalidRequest (400) with a message naming the unreadable field."""
+    if not raw:
+        raise InvalidRequest("request body is empty: expected a JSON object")
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    if "model" not in body:
+        raise InvalidRequest("model: Field required")
+    if require_messages and "messages" not in body:
+        raise InvalidRequest("messages: Field required")
+    try:
+        view = msgspec.convert(body, RequestView)
+    except msgspec.ValidationError as exc:
+        # msgspec names the path, e.g. "Expected `str`, got `int` - at `$.model`".
+        raise InvalidRequest(f"cannot read the request: {exc}") from None
+    return ParsedRequest(view=view, body=body, raw=raw)
+
+
+def body_for_model(parsed: ParsedRequest, model: str) -> bytes:
+    """The bytes to send for ``model``: the client's own bytes when the model is unchanged."""
+    if parsed.view.model == model:
+        return parsed.raw
+    return msgspec.json.encode({**parsed.body, "model": model})
