@@ -1,0 +1,60 @@
+"""The ways the sim misbehaves before or instead of content: error statuses, dropped connections, stalls.
+
+Owns turning a fault rule into an error response (429/5xx/529), aborting the TCP connection so the client
+sees a reset, and interruptible waiting. Mid-stream breaks are sequenced by ``messages``; this module only
+supplies the primitives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+from aiohttp import web
+
+from router.sim.config import STREAM_ONLY_KINDS, FaultRule
+from router.sim.state import SimState
+from router.sim.wire import error_response, retry_after_value
+
+
+def status_fault_response(rule: FaultRule, headers: dict[str, str], *, stream: bool) -> web.Response | None:
+    """The error response a fault calls for before any 200 is sent, or ``None`` for other kinds.
+
+    Stream-only kinds on a non-stream request become 529 ``overloaded_error``: there is no open stream to
+    break, and overload is what the real API reports in that situation.
+    """
+    if rule.kind == "rate_limit":
+        limited = {**headers, "retry-after": retry_after_value(rule.retry_after)}
+        limited["anthropic-ratelimit-requests-remaining"] = "0"
+        return error_response(429, limited)
+    if rule.kind == "overloaded" or (not stream and rule.kind in STREAM_ONLY_KINDS):
+        return error_response(529, headers)
+    if rule.kind == "server_error":
+        return error_response(rule.status or 500, headers)
+    return None
+
+
+def abort_connection(request: web.Request) -> None:
+    """Drop the connection with a TCP reset, mid-whatever, as a crashed upstream or middlebox would."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # SO_LINGER with a zero timeout turns close() into an RST instead of an orderly FIN.
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+async def pause(state: SimState, seconds: float) -> None:
+    """Sleep up to ``seconds``, waking early if the server is shutting down (so close() never hangs)."""
+    if seconds <= 0:
+        return
+    try:
+        await asyncio.wait_for(state.closing.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
