@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.response.base import ASGIResponse
 
 from router.errors import ClientFacingError, InternalError
-from router.replies import error_reply
+from router.errors import error_body
+from router.replies import new_request_id
 from router.routes import ROUTES
 from router.services import build_services
 from router.settings import Settings
@@ -31,20 +31,30 @@ _HTTP_MESSAGES = {
 }
 
 
-def _client_error(_: Request[Any, Any, Any], exc: ClientFacingError) -> ASGIResponse:
-    return error_reply(exc)
+def _render(exc: ClientFacingError) -> Response[bytes]:
+    request_id = new_request_id()
+    return Response(
+        content=error_body(exc.status, exc.message, request_id),
+        status_code=exc.status,
+        headers={"request-id": request_id, **exc.headers},
+        media_type="application/json",
+    )
 
 
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> ASGIResponse:
+def _client_error(_: Request[Any, Any, Any], exc: ClientFacingError) -> Response[bytes]:
+    return _render(exc)
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     message = _HTTP_MESSAGES.get(status) or str(exc.detail)
-    return error_reply(ClientFacingError(message, status=status))
+    return _render(ClientFacingError(message, status=status))
 
 
-def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> ASGIResponse:
+def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     # The exception's type only: messages may quote request content.
     log.error("unexpected error while handling a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
-    return error_reply(InternalError("internal error in the router"))
+    return _render(InternalError("internal error in the router"))
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -64,5 +74,6 @@ def create_app(settings: Settings) -> Litestar:
         },
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
+        logging_config=None,  # the CLI configures logging; Litestar must not replace it
         debug=False,
     )

@@ -2,7 +2,8 @@
 
 Before the commit point nothing has reached the client, so any failure (an HTTP error, an ``error`` event,
 a cut connection, a malformed frame, no content before the first-content deadline) falls back to the next
-target invisibly. ``message_start`` and ``ping`` are held back; the first other event commits the stream.
+target invisibly. ``message_start``, ``ping`` and ``content_block_start`` are held back; the first other
+event (normally a ``content_block_delta``) commits the stream.
 After the commit point the upstream's bytes are relayed frame by frame, unchanged, and any failure ends
 the stream with an Anthropic ``event: error`` frame -- never with a clean end that looks like success.
 """
@@ -24,7 +25,9 @@ from router.plan import Target
 from router.sse import Frame, SSEFramer
 from router.upstream import Upstream
 
-HELD_EVENTS = frozenset({"message_start", "ping"})
+# Held back until the first event that carries content: a block's start alone is not yet an answer, and
+# holding it costs nothing (its first delta follows at once) while it keeps fallback possible.
+HELD_EVENTS = frozenset({"message_start", "ping", "content_block_start"})
 
 
 class StreamStats:
