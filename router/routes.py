@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, post
+from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 
 from router.dispatch import attempt_json
@@ -170,7 +171,7 @@ async def list_models(request: Request[Any, Any, Any]) -> ASGIResponse:
 
 
 @get("/v1/models/{model_id:str}")
-async def get_model(request: Request[Any, Any, Any], model_id: str) -> ASGIResponse:
+async def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> ASGIResponse:
     await _read_auth_only(request)
     for entry in _model_entries(_services(request)):
         if entry["id"] == model_id:

@@ -1,0 +1,134 @@
+"""Contract: the real anthropic SDK, pointed at the router over loopback, works as it would against Anthropic.
+
+Sync and async clients, JSON and streaming, count_tokens and the model list, both API versions, Bearer
+and x-api-key auth; and the router forwards what it must (query strings, unknown fields, anthropic-*
+headers) while never forwarding the client's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import anthropic
+import pytest
+
+from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, async_sdk_client, post, sdk_client
+
+MESSAGES = [{"role": "user", "content": "Name three prime numbers."}]
+
+
+@pytest.mark.parametrize("version", ["2023-06-01", "2026-10-21"])
+def test_sync_create_auto(router, sim, version):
+    client = sdk_client(router, default_headers={"anthropic-version": version})
+    raw = client.messages.with_raw_response.create(model="auto", max_tokens=64, messages=MESSAGES)
+    message = raw.parse()
+    tiers_primary = "claude-sonnet-4-6"
+    assert message.model == tiers_primary
+    assert message.content[0].type == "text" and message.content[0].text
+    assert message.usage.input_tokens > 0
+    assert raw.headers["x-router-model"] == tiers_primary
+    assert raw.headers["x-router-tier"] == "sonnet"
+    assert raw.headers["x-router-rule"] == "auto-default"
+    assert raw.headers["x-router-attempts"] == f"{tiers_primary}:200"
+    assert raw.headers["request-id"].startswith("req_sim_")
+    seen = sim.requests()[-1]
+    assert seen["headers"]["anthropic-version"] == version
+    assert seen["body"]["model"] == tiers_primary
+
+
+def test_stream_get_final_message(router):
+    client = sdk_client(router)
+    with client.messages.stream(model="opus", max_tokens=64, messages=MESSAGES) as stream:
+        texts = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert "".join(texts) == final.content[0].text and final.content[0].text
+    assert final.model == "claude-opus-4-8"
+    assert final.stop_reason in ("end_turn", "max_tokens")
+    assert final.usage.output_tokens > 0
+
+
+def test_async_client_create_and_stream(router):
+    async def main():
+        client = async_sdk_client(router)
+        message = await client.messages.create(model="haiku", max_tokens=32, messages=MESSAGES)
+        async with client.messages.stream(model="haiku", max_tokens=32, messages=MESSAGES) as stream:
+            final = await stream.get_final_message()
+        count = await client.messages.count_tokens(model="haiku", messages=MESSAGES)
+        await client.close()
+        return message, final, count
+
+    message, final, count = asyncio.run(main())
+    assert message.model == final.model == "claude-haiku-4-5"
+    assert final.content[0].text
+    assert count.input_tokens > 0
+
+
+def test_count_tokens_maps_alias_to_model(router, sim):
+    client = sdk_client(router)
+    raw = client.messages.with_raw_response.count_tokens(model="auto", messages=MESSAGES)
+    assert raw.parse().input_tokens > 0
+    assert raw.headers["x-router-model"] == "claude-sonnet-4-6"
+    seen = sim.requests()[-1]
+    assert seen["path"] == "/v1/messages/count_tokens" and seen["body"]["model"] == "claude-sonnet-4-6"
+
+
+def test_models_list_shows_tiers_and_models(router):
+    client = sdk_client(router)
+    ids = [m.id for m in client.models.list()]
+    assert ids[:4] == ["auto", "haiku", "sonnet", "opus"]
+    assert "claude-opus-4-8" in ids and "claude-haiku-4-5" in ids
+    assert client.models.retrieve("opus").id == "opus"
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("gpt-9")
+
+
+def test_bearer_and_x_api_key_both_accepted_and_never_forwarded(router, sim):
+    body = json.dumps({"model": "haiku", "max_tokens": 8, "messages": MESSAGES}).encode()
+    status, _, _ = post(router.url + "/v1/messages", body, {"x-api-key": CLIENT_KEY})
+    assert status == 200
+    status, _, _ = post(router.url + "/v1/messages", body, {"authorization": f"Bearer {CLIENT_KEY}"})
+    assert status == 200
+    for seen in sim.requests()[-2:]:
+        assert seen["headers"]["x-api-key"] == UPSTREAM_KEY
+        assert "authorization" not in seen["headers"]
+        assert CLIENT_KEY not in json.dumps(seen)
+
+
+def test_query_string_beta_headers_and_unknown_fields_forwarded(router, sim):
+    client = sdk_client(router)
+    client.beta.messages.create(
+        model="sonnet",
+        max_tokens=16,
+        messages=MESSAGES,
+        betas=["some-future-beta-2026-11-01"],
+        extra_body={"future_field": {"nested": [1, 2.5, "x"]}},
+        extra_headers={"anthropic-custom-thing": "kept"},
+        # SDK 2.x keeps its beta qualifier internal; older SDKs and raw clients send ?beta=true.
+        extra_query={"beta": "true"},
+    )
+    seen = sim.requests()[-1]
+    assert seen["query"] == "beta=true"
+    assert seen["headers"]["anthropic-beta"] == "some-future-beta-2026-11-01"
+    assert seen["headers"]["anthropic-custom-thing"] == "kept"
+    assert seen["body"]["future_field"] == {"nested": [1, 2.5, "x"]}
+    assert seen["body"]["model"] == "claude-sonnet-4-6"
+
+
+def test_concrete_model_bytes_forwarded_verbatim(router, sim):
+    """When the request already names the model the router sends to, its body is not re-encoded."""
+    body = b'{"model":"claude-haiku-4-5","max_tokens":8,  "messages":[{"role":"user","content":"caf\\u00e9"}],"z":1e2}'
+    status, headers, _ = post(router.url + "/v1/messages", body, {"x-api-key": CLIENT_KEY})
+    assert status == 200 and headers["x-router-rule"] == "explicit-model"
+    seen = sim.requests()[-1]
+    assert seen["body"]["messages"][0]["content"] == "café" and seen["body"]["z"] == 100.0
+
+
+def test_unknown_model_passes_through_and_upstream_404_is_relayed(router, sim):
+    client = sdk_client(router)
+    with pytest.raises(anthropic.NotFoundError) as info:
+        client.messages.create(model="claude-does-not-exist-1", max_tokens=8, messages=MESSAGES)
+    assert info.value.response.headers["x-router-rule"] == "passthrough"
+    assert info.value.response.headers["x-router-attempts"] == "claude-does-not-exist-1:404"
+    assert info.value.body["error"]["type"] == "not_found_error"
+    assert sim.models_seen() == ["claude-does-not-exist-1"]
