@@ -54,6 +54,7 @@ class RouterThread:
             lifespan="on",
             access_log=False,
             log_config=None,
+            server_header=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
