@@ -447,8 +447,23 @@ def test_profiles_control_latency(upstream: RunningSim, client: anthropic.Anthro
     assert time.monotonic() - started >= 0.15 + 0.1 * 0.9
     assert message.usage.output_tokens == 10
     started = time.monotonic()
+    frames, _ = raw_sse(upstream, ask(model="claude-opus-4-8"))
+    assert time.monotonic() - started >= 0.15 + 0.1 * 0.9  # ttft, then deltas paced at 100 tokens/s
+    assert names(frames)[-1] == "message_stop"
+    started = time.monotonic()
     client.messages.create(**ask(model="claude-haiku-4-5"))  # not in profiles, no "*": instant
     assert time.monotonic() - started < 0.15
+
+
+def test_close_releases_stalled_requests() -> None:
+    running = RunningSim(SimConfig(faults=[FaultRule(kind="stall", stall_s=3600)]))
+    conn = http.client.HTTPConnection("127.0.0.1", running.server.port, timeout=5)
+    conn.request("POST", "/v1/messages", json.dumps(ask()), {"content-type": "application/json"})
+    time.sleep(0.1)  # let the request reach its stall
+    started = time.monotonic()
+    running.close()
+    assert time.monotonic() - started < 3
+    conn.close()
 
 
 # --- config and CLI -----------------------------------------------------------------------------------
