@@ -100,9 +100,15 @@ def plan_answer(body: dict[str, Any], profile: LatencyProfile, seed: int) -> Ans
     limit = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else profile.output_tokens
     count = min(profile.output_tokens, limit)
     words = [rng.choice(_WORDS) for _ in range(count)]
-    words[0] = words[0].capitalize()
-    if count == profile.output_tokens:
-        words[-1] += "."
+    # Sentences of 6-12 words read like prose in demos; the word count (= token count) is unchanged.
+    sentence_start, sentence_len = 0, rng.randint(6, 12)
+    for index in range(count):
+        if index == sentence_start:
+            words[index] = words[index].capitalize()
+        if index - sentence_start + 1 >= sentence_len or index == count - 1:
+            if index < count - 1 or count == profile.output_tokens:
+                words[index] += "."
+            sentence_start, sentence_len = index + 1, rng.randint(6, 12)
     pieces, piece_tokens = [], []
     for start in range(0, count, WORDS_PER_DELTA):
         chunk = words[start : start + WORDS_PER_DELTA]
