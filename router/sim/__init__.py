@@ -33,6 +33,7 @@ the stream-only kinds (error_*, malformed*, stall_after_content) answer 529 over
 ``*_after_content`` kinds and ``cut`` send ``after_events`` content_block_delta events first. Rules
 apply to ``endpoint`` "messages" (default), "count_tokens" or "*"; ``/v1/models`` is never faulted.
 
+A stall ends after ``stall_s`` (or when the server closes) and the response then completes normally.
 Every stream starts ``message_start``, ``ping``; content waits ``ttft_ms`` and deltas are paced by
 ``tokens_per_s``. Non-stream answers wait ttft plus the whole generation time.
 
