@@ -192,3 +192,39 @@ def test_non_retryable_400_is_relayed_without_fallback(router, sim):
     assert headers["x-router-attempts"] == f"{OPUS}:400"
     assert headers["request-id"].startswith("req_sim_")
     assert len(sim.requests()) == 1
+
+
+def raw_stream(router, model="opus"):
+    import httpx2
+
+    body = {"model": model, "max_tokens": 64, "stream": True, "messages": MESSAGES}
+    with httpx2.Client(timeout=20) as client:
+        with client.stream("POST", router.url + "/v1/messages", json=body, headers={"x-api-key": "k"}) as response:
+            return response.status_code, b"".join(response.iter_raw())
+
+
+def event_names(data: bytes) -> list[str]:
+    return [line[7:].decode() for line in data.split(b"\n") if line.startswith(b"event: ")]
+
+
+def test_unknown_event_types_pass_through_untouched(router, sim):
+    sim.faults({"kind": "novel_events", "model": OPUS})
+    status, data = raw_stream(router)
+    names = event_names(data)
+    assert status == 200
+    assert names[:4] == ["message_start", "ping", "thread_hint", "content_block_start"]
+    assert "content_block_annotation" in names and names[-1] == "message_stop"
+    assert b'"note":"an event type from the future"' in data or b'"note": "an event type from the future"' in data
+    with sdk_client(router).messages.stream(model="opus", max_tokens=64, messages=MESSAGES) as stream:
+        assert stream.get_final_message().content[0].text
+
+
+def test_frames_split_across_reads_are_relayed_whole_and_in_order(router, sim):
+    sim.faults({"kind": "fragmented", "model": OPUS})
+    status, fragmented = raw_stream(router)
+    sim.faults()
+    _, whole = raw_stream(router)
+    assert status == 200
+    assert event_names(fragmented) == event_names(whole)
+    assert event_names(fragmented)[-1] == "message_stop"
+    assert fragmented.count(b"\n\n") == whole.count(b"\n\n"), "no frame lost, merged or added"

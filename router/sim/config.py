@@ -34,6 +34,9 @@ FAULT_KINDS: frozenset[str] = frozenset(
         "error_after_content",
         "malformed",
         "malformed_after_content",
+        # Not failures: wire variations a correct client must survive. Streams only; JSON answers are normal.
+        "novel_events",  # event types from a future API version, before content and between deltas
+        "fragmented",  # every frame written in several small pieces, so frames straddle network reads
     }
 )
 

@@ -7,6 +7,7 @@ fault (stall, cut, error event, malformed frame) interrupts the normal event seq
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -117,9 +118,14 @@ async def _stream(
         headers={**headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"},
     )
     await response.prepare(request)
+    kind = rule.kind if rule is not None else None
+    if kind == "fragmented":
+        response = _Fragmenting(response)  # type: ignore[assignment]
     # Each event is its own write so it leaves immediately (aiohttp enables TCP_NODELAY on accept).
     await response.write(sse_frame("message_start", message_start(model=model, msg_id=msg_id, input_tokens=input_tokens)))
     await response.write(sse_frame("ping", {"type": "ping"}))
+    if kind == "novel_events":
+        await response.write(sse_frame("thread_hint", {"type": "thread_hint", "note": "an event type from the future"}))
 
     action, at = _stream_break(rule)
     stall_s = rule.stall_s if rule is not None else 0.0
@@ -141,6 +147,8 @@ async def _stream(
             action = None
         await pause(state, _generation_seconds(profile, tokens))
         await response.write(sse_frame("content_block_delta", block_delta(answer, piece)))
+        if kind == "novel_events" and index == 0:
+            await response.write(sse_frame("content_block_annotation", {"type": "content_block_annotation", "index": 0}))
     if action is not None:
         # after_events at or beyond the answer's length: break once every delta is out, before the block ends.
         if await _break_mid_stream(request, state, response, action, stall_s):
@@ -150,6 +158,22 @@ async def _stream(
     await response.write(sse_frame("message_stop", {"type": "message_stop"}))
     await response.write_eof()
     return response
+
+
+class _Fragmenting:
+    """Writes every frame in three pieces with a short gap, so a reader sees frames split across reads."""
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        self._response = response
+
+    async def write(self, data: bytes) -> None:
+        third = max(len(data) // 3, 1)
+        for start in range(0, len(data), third):
+            await self._response.write(data[start : start + third])
+            await asyncio.sleep(0.002)
+
+    async def write_eof(self) -> None:
+        await self._response.write_eof()
 
 
 def _stream_break(rule: FaultRule | None) -> tuple[str | None, int | None]:
