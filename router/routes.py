@@ -8,6 +8,7 @@ wiring so the hot path stays short and readable.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -21,7 +22,7 @@ from router.headers import client_credential, upstream_headers
 from router.plan import AUTO, Plan, Target, plan
 from router.replies import failure_reply, json_reply, router_headers, stream_reply
 from router.services import Services
-from router.stream import open_stream, relay
+from router.stream import StreamStats, open_stream, relay
 from router.view import ParsedRequest, body_for_model, parse_request
 
 log = logging.getLogger("router.access")
@@ -71,11 +72,12 @@ async def _forward(request: Request[Any, Any, Any], path: str, *, streaming_allo
             )
 
         result = await svc.dispatcher.run(decision, attempt_stream, deadline)
-        _log(decision, result, parsed, now, svc)
         if result.success is None:
+            _log(decision, result, parsed, now, svc)
             return failure_reply(decision, result, svc.clock(), cooling)
         opened = result.success
-        return stream_reply({**opened.headers, **router_headers(decision, result)}, relay(opened))
+        on_end = partial(_log, decision, result, parsed, now, svc)
+        return stream_reply({**opened.headers, **router_headers(decision, result)}, relay(opened, on_end))
 
     async def attempt(target: Target, dl: float) -> Any:
         body = body_for_model(parsed, target.model)
@@ -89,26 +91,41 @@ async def _forward(request: Request[Any, Any, Any], path: str, *, streaming_allo
     return json_reply(reply.status, {**reply.headers, **router_headers(decision, result)}, reply.body)
 
 
-def _log(decision: Plan, result: Any, parsed: ParsedRequest, started: float, svc: Services) -> None:
-    """One line per request: the decision and its outcome. Never the prompt, never a key."""
+def _log(
+    decision: Plan,
+    result: Any,
+    parsed: ParsedRequest,
+    started: float,
+    svc: Services,
+    stats: StreamStats | None = None,
+) -> None:
+    """One line per request, at its end: the decision and its outcome. Never the prompt, never a key.
+
+    The requested model is logged only when it is a router alias or a model the tier table knows: a free
+    client string is not something to copy into logs."""
     if not log.isEnabledFor(logging.INFO):
         return
     target = result.target
-    log.info(
-        "%s",
-        msgspec.json.encode(
-            {
-                "requested": parsed.view.model if parsed.view.model == AUTO or target is None else None,
-                "tier": target.tier if target else decision.tier,
-                "model": target.model if target else None,
-                "rule": decision.rule,
-                "attempts": [f"{m}:{o}" for m, o in result.attempts],
-                "stream": parsed.view.stream,
-                "ok": result.success is not None,
-                "ms": round((svc.clock() - started) * 1000, 2),
-            }
-        ).decode(),
-    )
+    requested = parsed.view.model
+    known = requested == AUTO or requested in svc.tiers.tiers or svc.tiers.tier_of_model(requested) is not None
+    line: dict[str, Any] = {
+        "requested": requested if known else "other",
+        "tier": target.tier if target else decision.tier,
+        "model": target.model[:64] if target else None,
+        "rule": decision.rule,
+        "attempts": [f"{m}:{o}" for m, o in result.attempts],
+        "stream": parsed.view.stream,
+        "ok": result.success is not None,
+        "ms": round((svc.clock() - started) * 1000, 2),
+    }
+    if stats is not None:
+        line["end"] = stats.end
+        line["ok"] = stats.end == "complete"
+        line["input_tokens"] = stats.input_tokens
+        line["output_tokens"] = stats.output_tokens
+        if stats.first_content_at is not None:
+            line["ttft_ms"] = round((stats.first_content_at - started) * 1000, 2)
+    log.info("%s", msgspec.json.encode(line).decode())
 
 
 @post("/v1/messages", status_code=200)

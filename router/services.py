@@ -16,7 +16,7 @@ from typing import Any
 from router.cooldown import Cooldowns
 from router.dispatch import Dispatcher
 from router.settings import Settings
-from router.tiers import TierTable, load_tiers
+from router.tiers import TierTable, deprecated_models, load_tiers, sdk_deprecations
 from router.upstream import Upstream
 
 log = logging.getLogger("router")
@@ -38,6 +38,14 @@ class Services:
 async def build_services(settings: Settings) -> AsyncIterator[Services]:
     """Build everything the handlers need; tear it down in reverse order."""
     tiers = load_tiers(settings.policies_dir)
+    for model, date in deprecated_models(tiers, sdk_deprecations()).items():
+        primary = any(tier.primary == model for tier in tiers.tiers.values())
+        log.warning(
+            "tier table lists %s, which Anthropic retires on %s%s",
+            model,
+            date,
+            " -- it is a tier's primary model: move the tier to a newer one" if primary else "",
+        )
     sim: Any = None
     if settings.embedded_sim:
         from router.sim.config import SimConfig

@@ -186,8 +186,10 @@ async def _read_to_commit(
             return OpenStream(response, headers, held, framer, stats, finished=stats.end != "open")
 
 
-async def relay(stream: OpenStream) -> AsyncIterator[bytes]:
-    """The bytes the client receives after the commit point. Always ends the stream deliberately."""
+async def relay(stream: OpenStream, on_end: Callable[[StreamStats], None] | None = None) -> AsyncIterator[bytes]:
+    """The bytes the client receives after the commit point. Always ends the stream deliberately.
+
+    ``on_end`` is called once, however the stream ended (client gone included), with what the relay saw."""
     stats = stream.stats
     try:
         yield b"".join(stream.held)
@@ -221,6 +223,8 @@ async def relay(stream: OpenStream) -> AsyncIterator[bytes]:
         raise
     finally:
         await stream.close()
+        if on_end is not None:
+            on_end(stats)
 
 
 def _relay_frames(frames: list[Frame], stats: StreamStats) -> bytes:

@@ -94,3 +94,17 @@ def load_tiers(policies_dir: Path) -> TierTable:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the tier table: {exc.strerror}") from None
     return parse_tiers(text, str(path))
+
+
+def deprecated_models(table: TierTable, deprecations: dict[str, str]) -> dict[str, str]:
+    """Models the table lists that the API has announced it will retire: model id -> retirement date."""
+    return {model: deprecations[model] for tier in table.tiers.values() for model in tier.models if model in deprecations}
+
+
+def sdk_deprecations() -> dict[str, str]:
+    """The anthropic SDK's own table of deprecated models (empty if this SDK version has none)."""
+    try:
+        from anthropic._data import DEPRECATED_MODELS
+    except ImportError:  # a private module: tolerate its absence rather than refuse to start
+        return {}
+    return dict(DEPRECATED_MODELS)

@@ -228,3 +228,24 @@ def test_frames_split_across_reads_are_relayed_whole_and_in_order(router, sim):
     assert event_names(fragmented) == event_names(whole)
     assert event_names(fragmented)[-1] == "message_stop"
     assert fragmented.count(b"\n\n") == whole.count(b"\n\n"), "no frame lost, merged or added"
+
+
+def test_client_leaving_mid_stream_closes_the_upstream_stream(router, sim, caplog):
+    import httpx2
+
+    caplog.set_level("INFO", logger="router.access")
+    sim.profiles({"*": {"ttft_ms": 0, "tokens_per_s": 20, "output_tokens": 400}})  # ~20 s if read to the end
+    body = {"model": "opus", "max_tokens": 400, "stream": True, "messages": MESSAGES}
+    started = time.monotonic()
+    with httpx2.Client(timeout=20) as client:
+        with client.stream("POST", router.url + "/v1/messages", json=body, headers={"x-api-key": "k"}) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: content_block_delta"):
+                    break
+    deadline = time.monotonic() + 5
+    ends: list[str] = []
+    while time.monotonic() < deadline and not ends:
+        ends = [json.loads(r.getMessage()).get("end") for r in caplog.records if r.name == "router.access"]
+        time.sleep(0.05)
+    assert ends == ["client_gone"]
+    assert time.monotonic() - started < 8, "the relay stopped when the client left, not when the answer ended"
