@@ -6,7 +6,7 @@ import pytest
 
 from router.errors import ConfigError
 from router.plan import Target, plan
-from router.tiers import deprecated_models, load_tiers, parse_tiers, sdk_deprecations
+from router.tiers import deprecated_models, load_tiers, parse_tiers
 from router.view import RequestView
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
@@ -84,4 +84,3 @@ def test_tier_table_errors_name_the_file_and_problem(text, fragment):
 def test_deprecated_models_in_the_table_are_reported(table):
     found = deprecated_models(table, {"claude-sonnet-4-5": "November 30th, 2026", "claude-2": "gone"})
     assert found == {"claude-sonnet-4-5": "November 30th, 2026"}
-    assert "claude-sonnet-4-5" in sdk_deprecations()  # the installed SDK still knows the date
