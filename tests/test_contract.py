@@ -18,27 +18,41 @@ from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, async_sdk_client, post, sdk
 MESSAGES = [{"role": "user", "content": "Name three prime numbers."}]
 
 
-@pytest.mark.parametrize("version", ["2023-06-01", "2026-10-21"])
-def test_sync_create_auto(router, sim, version):
-    client = sdk_client(router, default_headers={"anthropic-version": version})
+VERSIONS = ["2023-06-01", "2026-10-21"]
+AUTH = ["x-api-key", "bearer"]
+
+
+def auth_kwargs(auth, version):
+    """SDK 2.x sends its key as ``Authorization: Bearer``; older SDKs and raw clients send ``x-api-key``."""
+    headers = {"anthropic-version": version}
+    if auth == "bearer":
+        return {"api_key": CLIENT_KEY, "default_headers": headers}
+    return {"api_key": "unused", "default_headers": {**headers, "x-api-key": CLIENT_KEY, "authorization": anthropic.omit}}
+
+
+def check_forwarded(seen, version, auth):
+    assert seen["headers"]["anthropic-version"] == version
+    assert seen["headers"]["x-api-key"] == UPSTREAM_KEY, "the router's own key goes upstream"
+    assert "authorization" not in seen["headers"]
+    assert CLIENT_KEY not in json.dumps(seen), f"client key ({auth}) never forwarded"
+
+
+@pytest.mark.parametrize("auth", AUTH)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_sync_client_create_stream_count(router, sim, version, auth):
+    client = anthropic.Anthropic(base_url=router.url, max_retries=0, timeout=20, **auth_kwargs(auth, version))
     raw = client.messages.with_raw_response.create(model="auto", max_tokens=64, messages=MESSAGES)
     message = raw.parse()
-    tiers_primary = "claude-sonnet-4-6"
-    assert message.model == tiers_primary
+    assert message.model == "claude-sonnet-4-6"
     assert message.content[0].type == "text" and message.content[0].text
     assert message.usage.input_tokens > 0
-    assert raw.headers["x-router-model"] == tiers_primary
+    assert raw.headers["x-router-model"] == "claude-sonnet-4-6"
     assert raw.headers["x-router-tier"] == "sonnet"
     assert raw.headers["x-router-rule"] == "auto-default"
-    assert raw.headers["x-router-attempts"] == f"{tiers_primary}:200"
+    assert raw.headers["x-router-attempts"] == "claude-sonnet-4-6:200"
     assert raw.headers["request-id"].startswith("req_sim_")
-    seen = sim.requests()[-1]
-    assert seen["headers"]["anthropic-version"] == version
-    assert seen["body"]["model"] == tiers_primary
+    assert sim.requests()[-1]["body"]["model"] == "claude-sonnet-4-6"
 
-
-def test_stream_get_final_message(router):
-    client = sdk_client(router)
     with client.messages.stream(model="opus", max_tokens=64, messages=MESSAGES) as stream:
         texts = list(stream.text_stream)
         final = stream.get_final_message()
@@ -47,21 +61,32 @@ def test_stream_get_final_message(router):
     assert final.stop_reason in ("end_turn", "max_tokens")
     assert final.usage.output_tokens > 0
 
+    assert client.messages.count_tokens(model="haiku", messages=MESSAGES).input_tokens > 0
+    seen = sim.requests()
+    assert [r["path"] for r in seen] == ["/v1/messages", "/v1/messages", "/v1/messages/count_tokens"]
+    for request in seen:
+        check_forwarded(request, version, auth)
 
-def test_async_client_create_and_stream(router):
+
+@pytest.mark.parametrize("auth", AUTH)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_async_client_create_stream_count(router, sim, version, auth):
     async def main():
-        client = async_sdk_client(router)
+        client = anthropic.AsyncAnthropic(base_url=router.url, max_retries=0, timeout=20, **auth_kwargs(auth, version))
         message = await client.messages.create(model="haiku", max_tokens=32, messages=MESSAGES)
         async with client.messages.stream(model="haiku", max_tokens=32, messages=MESSAGES) as stream:
+            chunks = [text async for text in stream.text_stream]
             final = await stream.get_final_message()
         count = await client.messages.count_tokens(model="haiku", messages=MESSAGES)
         await client.close()
-        return message, final, count
+        return message, chunks, final, count
 
-    message, final, count = asyncio.run(main())
+    message, chunks, final, count = asyncio.run(main())
     assert message.model == final.model == "claude-haiku-4-5"
-    assert final.content[0].text
+    assert "".join(chunks) == final.content[0].text and final.content[0].text
     assert count.input_tokens > 0
+    for request in sim.requests():
+        check_forwarded(request, version, auth)
 
 
 def test_count_tokens_maps_alias_to_model(router, sim):
@@ -122,6 +147,16 @@ def test_concrete_model_bytes_forwarded_verbatim(router, sim):
     assert status == 200 and headers["x-router-rule"] == "explicit-model"
     seen = sim.requests()[-1]
     assert seen["body"]["messages"][0]["content"] == "café" and seen["body"]["z"] == 100.0
+    assert seen["headers"]["content-length"] == str(len(body)), "same bytes: spacing and 1e2 kept"
+
+
+def test_rewritten_model_keeps_every_other_field(router, sim):
+    body = {"max_tokens": 8, "model": "auto", "messages": MESSAGES, "temperature": 0.25, "metadata": {"user_id": "u1"}}
+    status, _, _ = post(router.url + "/v1/messages", json.dumps(body).encode(), {"x-api-key": CLIENT_KEY})
+    assert status == 200
+    seen = sim.requests()[-1]["body"]
+    assert list(seen) == list(body), "field order kept"
+    assert seen == {**body, "model": "claude-sonnet-4-6"}
 
 
 def test_unknown_model_passes_through_and_upstream_404_is_relayed(router, sim):
