@@ -41,8 +41,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from router.app import create_app
     from router.logs import configure_logging
+    from router.serving import uvicorn_config
     from router.settings import Settings
     from router.tiers import load_tiers
 
@@ -63,17 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-    )
+    config = uvicorn_config(settings)
     uvicorn.Server(config).run()
     return 0
 

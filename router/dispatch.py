@@ -22,7 +22,7 @@ from router.headers import downstream_headers
 from router.outcome import CAPACITY_STATUSES, Failure, http_failure
 from router.plan import Plan, Target
 from router.tiers import TierTable
-from router.upstream import Upstream
+from router.upstream import Outbound
 
 T = TypeVar("T")
 Attempt = Callable[[Target, float], Awaitable["T | Failure"]]
@@ -113,19 +113,13 @@ class Dispatcher:
 
 
 async def attempt_json(
-    upstream: Upstream,
-    path_qs: str,
-    headers: dict[str, str],
-    body: bytes,
-    target: Target,
-    deadline: float,
-    connect_timeout: float,
-    clock: Callable[[], float] = time.monotonic,
+    out: Outbound, target: Target, deadline: float, clock: Callable[[], float] = time.monotonic
 ) -> JsonReply | Failure:
     """One non-streaming request to one target."""
-    timeout = aiohttp.ClientTimeout(total=max(deadline - clock(), 0.001), sock_connect=connect_timeout)
+    timeout = aiohttp.ClientTimeout(total=max(deadline - clock(), 0.001), sock_connect=out.settings.connect_timeout)
+    body = out.body(target.model)
     try:
-        async with upstream.session.post(upstream.url(path_qs), data=body, headers=headers, timeout=timeout) as resp:
+        async with out.upstream.session.post(out.url, data=body, headers=out.headers, timeout=timeout) as resp:
             data = await resp.read()
             status = resp.status
             reply_headers = downstream_headers(resp.headers.items())

@@ -19,11 +19,12 @@ from litestar.response.base import ASGIResponse
 from router.dispatch import attempt_json
 from router.errors import AuthenticationFailed, NotFound
 from router.headers import client_credential, upstream_headers
-from router.plan import AUTO, Plan, Target, plan
+from router.plan import AUTO, Plan, plan
 from router.replies import failure_reply, json_reply, router_headers, stream_reply
 from router.services import Services
 from router.stream import StreamStats, open_stream, relay
-from router.view import ParsedRequest, body_for_model, parse_request
+from router.upstream import Outbound
+from router.view import ParsedRequest, parse_request
 
 log = logging.getLogger("router.access")
 
@@ -45,33 +46,21 @@ async def _read(request: Request[Any, Any, Any], *, require_messages: bool) -> P
 
 async def _forward(request: Request[Any, Any, Any], path: str, *, streaming_allowed: bool) -> ASGIResponse:
     svc = _services(request)
-    settings = svc.settings
     parsed = await _read(request, require_messages=True)
     now = svc.clock()
     cooling = svc.cooldowns.active(now)
     decision = plan(parsed.view, svc.tiers, cooling, now)
-    path_qs = _path_qs(request, path)
-    headers = upstream_headers(request.headers.items(), svc.upstream.api_key)
-    deadline = now + settings.request_timeout
-    upstream = svc.upstream
+    out = Outbound(
+        svc.upstream,
+        svc.settings,
+        _path_qs(request, path),
+        upstream_headers(request.headers.items(), svc.upstream.api_key),
+        parsed,
+    )
+    deadline = now + svc.settings.request_timeout
 
     if streaming_allowed and parsed.view.stream:
-
-        async def attempt_stream(target: Target, dl: float) -> Any:
-            body = body_for_model(parsed, target.model)
-            return await open_stream(
-                upstream,
-                path_qs,
-                headers,
-                body,
-                target,
-                dl,
-                settings.connect_timeout,
-                settings.first_content_timeout,
-                settings.stream_idle_timeout,
-            )
-
-        result = await svc.dispatcher.run(decision, attempt_stream, deadline)
+        result = await svc.dispatcher.run(decision, partial(open_stream, out), deadline)
         if result.success is None:
             _log(decision, result, parsed, now, svc)
             return failure_reply(decision, result, svc.clock(), cooling)
@@ -79,11 +68,7 @@ async def _forward(request: Request[Any, Any, Any], path: str, *, streaming_allo
         on_end = partial(_log, decision, result, parsed, now, svc)
         return stream_reply({**opened.headers, **router_headers(decision, result)}, relay(opened, on_end))
 
-    async def attempt(target: Target, dl: float) -> Any:
-        body = body_for_model(parsed, target.model)
-        return await attempt_json(upstream, path_qs, headers, body, target, dl, settings.connect_timeout)
-
-    result = await svc.dispatcher.run(decision, attempt, deadline)
+    result = await svc.dispatcher.run(decision, partial(attempt_json, out), deadline)
     _log(decision, result, parsed, now, svc)
     if result.success is None:
         return failure_reply(decision, result, svc.clock(), cooling)

@@ -20,10 +20,10 @@ import msgspec
 from router.dispatch import transport_failure
 from router.errors import sse_error_frame
 from router.headers import downstream_headers
-from router.outcome import Failure, error_status_for_event, http_failure
+from router.outcome import RETRYABLE_STATUSES, Failure, error_status_for_event, http_failure
 from router.plan import Target
 from router.sse import Frame, SSEFramer
-from router.upstream import Upstream
+from router.upstream import Outbound
 
 # Held back until the first event that carries content: a block's start alone is not yet an answer, and
 # holding it costs nothing (its first delta follows at once) while it keeps fallback possible.
@@ -101,32 +101,27 @@ def _event_failure(model: str, decoded: object) -> Failure:
         model=model,
         label=f"error_event:{error_type}",
         status=status,
-        retryable=status in (429, 500, 502, 503, 504, 529),
+        retryable=status in RETRYABLE_STATUSES,
         message=f"upstream stream error before content ({error_type})",
         body=body,
     )
 
 
 async def open_stream(
-    upstream: Upstream,
-    path_qs: str,
-    headers: dict[str, str],
-    body: bytes,
-    target: Target,
-    deadline: float,
-    connect_timeout: float,
-    first_content_timeout: float,
-    idle_timeout: float,
-    clock: Callable[[], float] = time.monotonic,
+    out: Outbound, target: Target, deadline: float, clock: Callable[[], float] = time.monotonic
 ) -> OpenStream | Failure:
     """One streaming attempt, read up to the commit point."""
+    settings = out.settings
     stats = StreamStats(clock())
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=idle_timeout)
-    budget = max(min(first_content_timeout, deadline - clock()), 0.001)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.connect_timeout, sock_read=settings.stream_idle_timeout
+    )
+    budget = max(min(settings.first_content_timeout, deadline - clock()), 0.001)
+    body = out.body(target.model)
     response: aiohttp.ClientResponse | None = None
     try:
         async with asyncio.timeout(budget):
-            response = await upstream.session.post(upstream.url(path_qs), data=body, headers=headers, timeout=timeout)
+            response = await out.upstream.session.post(out.url, data=body, headers=out.headers, timeout=timeout)
             if response.status != 200:
                 data = await response.read()
                 response.release()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import aiohttp
 
 from router.settings import Secret, Settings
+from router.view import ParsedRequest, body_for_model
 
 
 class Upstream:
@@ -43,3 +44,25 @@ class Upstream:
     async def close(self) -> None:
         await self.session.close()
 
+
+
+class Outbound:
+    """One client request as it goes upstream: endpoint, headers and timeouts; the body depends on the model."""
+
+    __slots__ = ("headers", "parsed", "path_qs", "settings", "upstream")
+
+    def __init__(
+        self, upstream: Upstream, settings: Settings, path_qs: str, headers: dict[str, str], parsed: ParsedRequest
+    ) -> None:
+        self.upstream = upstream
+        self.settings = settings
+        self.path_qs = path_qs
+        self.headers = headers
+        self.parsed = parsed
+
+    @property
+    def url(self) -> str:
+        return self.upstream.url(self.path_qs)
+
+    def body(self, model: str) -> bytes:
+        return body_for_model(self.parsed, model)

@@ -109,10 +109,6 @@ def sdk_client(router: RouterThread, **kwargs: Any) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=router.url, api_key=CLIENT_KEY, max_retries=0, timeout=20, **kwargs)
 
 
-def async_sdk_client(router: RouterThread, **kwargs: Any) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=router.url, api_key=CLIENT_KEY, max_retries=0, timeout=20, **kwargs)
-
-
 def post(url: str, body: bytes, headers: dict[str, str] | None = None, method: str = "POST") -> tuple[int, dict[str, str], bytes]:
     """A raw HTTP request, for what the SDK would not send (bad JSON, missing key, odd methods)."""
     req = urllib.request.Request(url, data=body if method != "GET" else None, method=method)

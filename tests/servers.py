@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from router.app import create_app
+from router.serving import uvicorn_config
 from router.settings import Settings
 
 
@@ -45,17 +45,7 @@ class RouterThread:
         self.settings = settings
         self.port = settings.port
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=self.port,
-            loop="asyncio",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-        )
+        config = uvicorn_config(settings, loop="asyncio")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

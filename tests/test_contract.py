@@ -13,7 +13,7 @@ import json
 import anthropic
 import pytest
 
-from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, async_sdk_client, post, sdk_client
+from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, post, sdk_client
 
 MESSAGES = [{"role": "user", "content": "Name three prime numbers."}]
 
