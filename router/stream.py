@@ -92,7 +92,7 @@ def _check(frame: Frame, stats: StreamStats) -> tuple[str | None, object]:
     return None, decoded
 
 
-def _event_failure(model: str, decoded: object) -> Failure:
+def _event_failure(model: str, decoded: object, request_id: str | None) -> Failure:
     error = decoded.get("error") if isinstance(decoded, dict) else None
     error_type = error.get("type", "api_error") if isinstance(error, dict) else "api_error"
     status = error_status_for_event(str(error_type))
@@ -104,6 +104,8 @@ def _event_failure(model: str, decoded: object) -> Failure:
         retryable=status in RETRYABLE_STATUSES,
         message=f"upstream stream error before content ({error_type})",
         body=body,
+        # Only the id: the stream's other headers (content-type above all) do not fit a JSON error reply.
+        headers={"request-id": request_id} if request_id else None,
     )
 
 
@@ -136,6 +138,9 @@ async def open_stream(
     except aiohttp.ClientError as exc:
         _abort(response)
         return transport_failure(target.model, "connect", f"upstream connection failed ({type(exc).__name__})")
+    except BaseException:  # cancelled (the client left) or a bug: never leave the upstream stream open
+        _abort(response)
+        raise
 
 
 def _abort(response: aiohttp.ClientResponse | None) -> None:
@@ -162,7 +167,7 @@ async def _read_to_commit(
                     return transport_failure(target.model, "malformed", "upstream sent a malformed event")
                 if frame.event == "error":
                     response.close()
-                    return _event_failure(target.model, decoded)
+                    return _event_failure(target.model, decoded, response.headers.get("request-id"))
                 if frame.event not in HELD_EVENTS:
                     committed = True
                     stats.first_content_at = clock()
@@ -213,10 +218,10 @@ async def relay(stream: OpenStream, on_end: Callable[[StreamStats], None] | None
                 yield out
             if stats.end not in ("open", "complete", "upstream_error"):
                 return
-    except asyncio.CancelledError:
-        stats.end = "client_gone"
-        raise
     finally:
+        # Still open here means the relay was cancelled or closed early: the client went away.
+        if stats.end == "open":
+            stats.end = "client_gone"
         await stream.close()
         if on_end is not None:
             on_end(stats)

@@ -73,6 +73,7 @@ def test_stream_failure_before_content_falls_back_invisibly(make_router, sim, fa
     headers, events = stream_text(router)
     types = [e.type for e in events]
     assert types[0] == "message_start" and types[-1] == "message_stop"
+    assert headers["request-id"].startswith("req_sim_")
     assert types.count("message_start") == 1, "the failed attempt's message_start must not leak"
     assert events[0].message.model == SONNET
     text = "".join(e.delta.text for e in events if e.type == "content_block_delta")
@@ -112,6 +113,16 @@ def test_all_targets_rate_limited_gives_rate_limit_error_with_retry_after(router
     assert headers["x-should-retry"] == "true"
     assert headers["x-router-attempts"] == f"{OPUS}:429,{SONNET}:429,{HAIKU}:429"
     assert info.value.body["error"]["type"] == "rate_limit_error"
+
+
+def test_all_targets_error_event_before_content_gives_overloaded_error(router, sim):
+    sim.faults({"kind": "error_before_content"})
+    with pytest.raises(anthropic.OverloadedError) as info:
+        sdk_client(router).messages.stream(model="opus", max_tokens=8, messages=MESSAGES).__enter__()
+    assert info.value.body["error"]["type"] == "overloaded_error"
+    assert info.value.response.headers["request-id"].startswith("req_sim_")
+    assert info.value.response.headers["content-type"] == "application/json"
+    assert info.value.response.headers["x-router-attempts"].count("error_event:overloaded_error") == 3
 
 
 def test_all_targets_overloaded_gives_overloaded_error(router, sim):
