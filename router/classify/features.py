@@ -1,0 +1,174 @@
+"""Features of a whole Messages request for the local classifier: hashed words plus a few request facts.
+
+Owns turning a request body into a sparse feature vector, identically for training and serving. The work
+per request is bounded (text is sampled from the head and tail of long inputs) so a 20k-token request
+costs about as much as a 2k-token one.
+
+The conversation is one weighted bag of words: the last user turn at full weight, earlier turns and the
+system prompt at ``CONTEXT_WEIGHT``. After L2 normalisation a short follow-up ("yes, go ahead") is
+dominated by the conversation it continues, so it inherits that conversation's category and difficulty.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from typing import Any
+
+FEATURE_VERSION = 1
+HASH_BITS = 17
+N_HASHED = 1 << HASH_BITS
+DENSE_NAMES: tuple[str, ...] = (
+    "log_total_chars",
+    "log_last_turn_chars",
+    "turns",
+    "code_fences",
+    "code_symbols",
+    "math_notation",
+    "questions",
+    "constraints",
+    "enumerations",
+    "tools",
+    "images",
+    "documents",
+    "thinking",
+    "non_ascii",
+)
+N_FEATURES = N_HASHED + len(DENSE_NAMES)
+CONTEXT_WEIGHT = 0.5
+DENSE_WEIGHT = 0.35
+"""Scale of the dense block relative to the unit-norm word block."""
+
+# Bounded text per segment: head and tail of anything longer.
+_HEAD, _TAIL = 2400, 800
+_TOKEN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]")
+_CONSTRAINT = re.compile(
+    r"\b(must|should|exactly|at least|at most|no more than|without|only|each|every|ensure|include|"
+    r"format|words|step[- ]by[- ]step|do not|don't|avoid|limit)\b"
+)
+_ENUM = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s")
+_MATH = re.compile(r"\\[a-z]+|\$|\^|\d\s*[-+*/=<>]\s*\d|[∑∫√π≤≥≠]")
+_CODE_SYMBOLS = re.compile(r"[{};=<>\[\]()#]")
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= _HEAD + _TAIL:
+        return text
+    return text[:_HEAD] + " " + text[-_TAIL:]
+
+
+def block_text(content: Any, facts: dict[str, float]) -> str:
+    """Text of a message ``content`` (a string or a list of blocks); notes images and documents in ``facts``."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    parts: list[str] = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(str(block.get("text", "")))
+        elif kind == "image":
+            facts["images"] = 1.0
+        elif kind == "document":
+            facts["documents"] = 1.0
+            source = block.get("source")
+            if isinstance(source, dict) and source.get("type") == "text":
+                parts.append(str(source.get("data", "")))
+        elif kind == "tool_result":
+            parts.append(block_text(block.get("content"), facts))
+        elif kind == "tool_use":
+            parts.append(str(block.get("name", "")))
+    return "\n".join(parts)
+
+
+def segments(body: dict[str, Any]) -> tuple[str, list[str], dict[str, float], int]:
+    """(last user turn, context texts, request facts, total characters) of a request body."""
+    facts: dict[str, float] = {}
+    if body.get("tools"):
+        facts["tools"] = 1.0
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        facts["thinking"] = 1.0
+    context: list[str] = []
+    system = body.get("system")
+    if system:
+        context.append(block_text(system, facts))
+    messages = body.get("messages")
+    texts: list[tuple[str, str]] = []
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                texts.append((str(message.get("role", "")), block_text(message.get("content"), facts)))
+    last_index = max((i for i, (role, _) in enumerate(texts) if role == "user"), default=-1)
+    last = texts[last_index][1] if last_index >= 0 else ""
+    context.extend(text for i, (_, text) in enumerate(texts) if i != last_index)
+    total = len(last) + sum(len(text) for text in context)
+    facts["turns"] = float(len(texts))
+    return last, context, facts, total
+
+
+def _add_words(text: str, weight: float, acc: dict[int, float]) -> None:
+    words = _TOKEN.findall(_bounded(text).lower())
+    crc = zlib.crc32
+    mask = N_HASHED - 1
+    previous = ""
+    for word in words:
+        encoded = word.encode()
+        index = crc(encoded) & mask
+        acc[index] = acc.get(index, 0.0) + weight
+        if previous:
+            index = crc(encoded, crc(previous.encode() + b" ")) & mask
+            acc[index] = acc.get(index, 0.0) + weight
+        previous = word
+
+
+def _dense(last: str, joined: str, facts: dict[str, float], total: int) -> list[float]:
+    sample = _bounded(joined)
+    n = max(len(sample), 1)
+    non_ascii = sum(1 for ch in sample if ord(ch) > 127) / n
+    return [
+        math.log1p(total) / 12.0,
+        math.log1p(len(last)) / 12.0,
+        min(math.log1p(facts.get("turns", 1.0)) / 3.0, 1.0),
+        min(sample.count("```") / 4.0, 1.0),
+        min(len(_CODE_SYMBOLS.findall(sample)) / n * 10.0, 1.0),
+        min(len(_MATH.findall(sample)) / 10.0, 1.0),
+        min(sample.count("?") / 5.0, 1.0),
+        min(len(_CONSTRAINT.findall(sample.lower())) / 8.0, 1.0),
+        min(len(_ENUM.findall(sample)) / 10.0, 1.0),
+        facts.get("tools", 0.0),
+        facts.get("images", 0.0),
+        facts.get("documents", 0.0),
+        facts.get("thinking", 0.0),
+        min(non_ascii * 4.0, 1.0),
+    ]
+
+
+def featurize(body: dict[str, Any]) -> tuple[list[int], list[float]]:
+    """Sparse features of a request: (indices, values), indices ascending and unique."""
+    last, context, facts, total = segments(body)
+    acc: dict[int, float] = {}
+    _add_words(last, 1.0, acc)
+    for text in context:
+        _add_words(text, CONTEXT_WEIGHT, acc)
+    # Sublinear term weights, then unit length: long prompts do not drown short ones.
+    for key, value in acc.items():
+        acc[key] = 1.0 + math.log(value) if value >= 1.0 else value
+    norm = math.sqrt(sum(v * v for v in acc.values())) or 1.0
+    indices = sorted(acc)
+    values = [acc[i] / norm for i in indices]
+    dense = _dense(last, "\n".join([last, *context]), facts, total)
+    for offset, value in enumerate(dense):
+        if value:
+            indices.append(N_HASHED + offset)
+            values.append(value * DENSE_WEIGHT)
+    return indices, values
+
+
+def prompt_body(text: str) -> dict[str, Any]:
+    """A single-turn request body for a bare prompt (training rows, ``{"prompt": ...}`` input lines)."""
+    return {"messages": [{"role": "user", "content": text}]}
