@@ -69,12 +69,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from router.classify.commands import add_commands as add_classifier_commands
     from router.sim.cli import add_sim_arguments
 
     parser = argparse.ArgumentParser(prog="router", description="Anthropic-compatible tier router")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     add_sim_arguments(sub.add_parser("sim", help="run the simulated Anthropic upstream"))
+    add_classifier_commands(sub)
     return parser
 
 
@@ -82,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command in ("train", "eval", "classify", "calibrate"):
+        from router.classify.commands import run
+
+        return run(args)
     from router.sim.cli import run_sim
 
     return run_sim(args)

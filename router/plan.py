@@ -6,7 +6,8 @@ until then the rules are the documented defaults below.
 
 What the request's ``model`` field means:
 
-* ``auto`` -- the router decides: today the table's ``default_tier`` (rule ``auto-default``).
+* ``auto`` -- the router decides: with a classification, the tier the classifier policy maps its
+  complexity to (rule ``auto-classified``); without one, the table's ``default_tier`` (rule ``auto-default``).
 * a tier name (``haiku``, ``sonnet``, ``opus``) -- that tier's primary model, then its fallback tiers
   (rule ``tier-alias``).
 * a model id listed by a tier -- exactly that model first, then the tier's fallback tiers
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from router.classify.schema import Classification
 from router.tiers import TierTable
 from router.view import RequestView
 
@@ -53,9 +55,21 @@ def _chain(table: TierTable, first_model: str, tier_name: str) -> list[Target]:
     return targets
 
 
-def candidates(view: RequestView, table: TierTable) -> tuple[list[Target], str | None, str, str]:
+def candidates(
+    view: RequestView,
+    table: TierTable,
+    classification: Classification | None = None,
+    complexity_tiers: Mapping[str, str] | None = None,
+) -> tuple[list[Target], str | None, str, str]:
     """Ordered candidate targets before health is considered, with tier, rule and reason."""
     requested = view.model
+    if requested == AUTO and classification is not None and complexity_tiers:
+        tier = complexity_tiers[classification.complexity]
+        reason = (
+            f"{classification.category}/{classification.complexity} "
+            f"({classification.stage}, confidence {classification.confidence:.2f}) -> {tier}"
+        )
+        return _chain(table, table.tiers[tier].primary, tier), tier, "auto-classified", reason
     if requested == AUTO:
         tier = table.default_tier
         return _chain(table, table.tiers[tier].primary, tier), tier, "auto-default", f"auto -> default tier {tier}"
@@ -72,9 +86,16 @@ def candidates(view: RequestView, table: TierTable) -> tuple[list[Target], str |
     return [Target(requested, None)], None, "passthrough", f"{requested} is not in the tier table: no fallback"
 
 
-def plan(view: RequestView, table: TierTable, cooling_until: Mapping[str, float], now: float) -> Plan:
+def plan(
+    view: RequestView,
+    table: TierTable,
+    cooling_until: Mapping[str, float],
+    now: float,
+    classification: Classification | None = None,
+    complexity_tiers: Mapping[str, str] | None = None,
+) -> Plan:
     """Order the targets for one request. ``cooling_until`` maps model id -> monotonic time it is usable."""
-    targets, tier, rule, reason = candidates(view, table)
+    targets, tier, rule, reason = candidates(view, table, classification, complexity_tiers)
     ready: list[Target] = []
     cooling: list[Target] = []
     seen: set[str] = set()

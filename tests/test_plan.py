@@ -84,3 +84,18 @@ def test_tier_table_errors_name_the_file_and_problem(text, fragment):
 def test_deprecated_models_in_the_table_are_reported(table):
     found = deprecated_models(table, {"claude-sonnet-4-5": "November 30th, 2026", "claude-2": "gone"})
     assert found == {"claude-sonnet-4-5": "November 30th, 2026"}
+
+
+def test_auto_with_classification_goes_to_the_complexity_tier(table):
+    from router.classify.schema import Classification
+
+    hard = Classification(
+        category="math", complexity="high", difficulty=0.9, confidence=0.8, stage="local", scores={"math": 1.0}
+    )
+    mapping = {"low": "haiku", "medium": "sonnet", "high": "opus"}
+    p = plan(view("auto"), table, {}, 0.0, hard, mapping)
+    assert p.rule == "auto-classified" and p.tier == "opus"
+    assert p.targets[0] == Target(table.tiers["opus"].primary, "opus")
+    assert "math/high" in p.reason and "local" in p.reason
+    # A request naming a tier or model is not re-routed by the classification.
+    assert plan(view("haiku"), table, {}, 0.0, hard, mapping).tier == "haiku"

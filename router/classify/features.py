@@ -5,8 +5,9 @@ per request is bounded (text is sampled from the head and tail of long inputs) s
 costs about as much as a 2k-token one.
 
 The conversation is one weighted bag of words: the last user turn at full weight, earlier turns and the
-system prompt at ``CONTEXT_WEIGHT``. After L2 normalisation a short follow-up ("yes, go ahead") is
-dominated by the conversation it continues, so it inherits that conversation's category and difficulty.
+system prompt at ``CONTEXT_WEIGHT``. When the last user turn is a short follow-up ("yes, go ahead"), the
+latest user turn that states a task (the *anchor*) counts at full weight too and supplies the opening-word
+features, so the follow-up inherits its conversation's category and difficulty.
 """
 
 from __future__ import annotations
@@ -85,8 +86,15 @@ def block_text(content: Any, facts: dict[str, float]) -> str:
     return "\n".join(parts)
 
 
-def segments(body: dict[str, Any]) -> tuple[str, list[str], dict[str, float], int]:
-    """(last user turn, context texts, request facts, total characters) of a request body."""
+FOLLOW_UP_CHARS = 60
+"""A last user turn shorter than this is a follow-up: the conversation's task is in an earlier turn."""
+
+
+def segments(body: dict[str, Any]) -> tuple[str, str, list[str], dict[str, float], int]:
+    """(last user turn, anchor turn, other context, request facts, total characters) of a request body.
+
+    The anchor is the last user turn itself unless that is a short follow-up; then it is the latest
+    earlier user turn at least ``FOLLOW_UP_CHARS`` long (or the follow-up when there is none)."""
     facts: dict[str, float] = {}
     if body.get("tools"):
         facts["tools"] = 1.0
@@ -103,12 +111,37 @@ def segments(body: dict[str, Any]) -> tuple[str, list[str], dict[str, float], in
         for message in messages:
             if isinstance(message, dict):
                 texts.append((str(message.get("role", "")), block_text(message.get("content"), facts)))
-    last_index = max((i for i, (role, _) in enumerate(texts) if role == "user"), default=-1)
+    users = [i for i, (role, _) in enumerate(texts) if role == "user"]
+    last_index = users[-1] if users else -1
+    anchor_index = last_index
+    if last_index >= 0 and len(texts[last_index][1].strip()) < FOLLOW_UP_CHARS:
+        earlier = [i for i in users[:-1] if len(texts[i][1].strip()) >= FOLLOW_UP_CHARS]
+        anchor_index = earlier[-1] if earlier else last_index
     last = texts[last_index][1] if last_index >= 0 else ""
-    context.extend(text for i, (_, text) in enumerate(texts) if i != last_index)
-    total = len(last) + sum(len(text) for text in context)
+    anchor = texts[anchor_index][1] if anchor_index != last_index else ""
+    context.extend(text for i, (_, text) in enumerate(texts) if i not in (last_index, anchor_index))
+    total = len(last) + len(anchor) + sum(len(text) for text in context)
     facts["turns"] = float(len(texts))
-    return last, context, facts, total
+    return last, anchor, context, facts, total
+
+
+_OPENING_SEED = zlib.crc32(b"^opening")
+OPENING_WORDS = 4
+"""The first words of the last turn are hashed again as their own features: how a request opens ("write a
+poem", "summarise this", "what is") names the task in every dataset, unlike the rest of its phrasing."""
+
+
+def _add_opening(text: str, acc: dict[int, float]) -> None:
+    words = _TOKEN.findall(text[:200].lower())[:OPENING_WORDS]
+    mask = N_HASHED - 1
+    previous = ""
+    for word in words:
+        index = zlib.crc32(word.encode(), _OPENING_SEED) & mask
+        acc[index] = acc.get(index, 0.0) + 1.0
+        if previous:
+            index = zlib.crc32((previous + " " + word).encode(), _OPENING_SEED) & mask
+            acc[index] = acc.get(index, 0.0) + 1.0
+        previous = word
 
 
 def _add_words(text: str, weight: float, acc: dict[int, float]) -> None:
@@ -150,9 +183,11 @@ def _dense(last: str, joined: str, facts: dict[str, float], total: int) -> list[
 
 def featurize(body: dict[str, Any]) -> tuple[list[int], list[float]]:
     """Sparse features of a request: (indices, values), indices ascending and unique."""
-    last, context, facts, total = segments(body)
+    last, anchor, context, facts, total = segments(body)
     acc: dict[int, float] = {}
     _add_words(last, 1.0, acc)
+    _add_words(anchor, 1.0, acc)
+    _add_opening(anchor or last, acc)
     for text in context:
         _add_words(text, CONTEXT_WEIGHT, acc)
     # Sublinear term weights, then unit length: long prompts do not drown short ones.
@@ -161,7 +196,7 @@ def featurize(body: dict[str, Any]) -> tuple[list[int], list[float]]:
     norm = math.sqrt(sum(v * v for v in acc.values())) or 1.0
     indices = sorted(acc)
     values = [acc[i] / norm for i in indices]
-    dense = _dense(last, "\n".join([last, *context]), facts, total)
+    dense = _dense(anchor or last, "\n".join([last, anchor, *context]), facts, total)
     for offset, value in enumerate(dense):
         if value:
             indices.append(N_HASHED + offset)
