@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections import Counter
+from itertools import chain, repeat
 from typing import Any
 
 FEATURE_VERSION = 1
@@ -41,16 +43,18 @@ CONTEXT_WEIGHT = 0.5
 DENSE_WEIGHT = 0.35
 """Scale of the dense block relative to the unit-norm word block."""
 
-# Bounded text per segment: head and tail of anything longer.
+# Bounded text per segment: head and tail of anything longer; context turns share one budget, newest first.
 _HEAD, _TAIL = 2400, 800
+_CONTEXT_BUDGET = 2400
 _TOKEN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]")
-_CONSTRAINT = re.compile(
-    r"\b(must|should|exactly|at least|at most|no more than|without|only|each|every|ensure|include|"
-    r"format|words|step[- ]by[- ]step|do not|don't|avoid|limit)\b"
+_CONSTRAINT_WORDS = frozenset(
+    "must should exactly least most without only each every ensure include format words step avoid limit "
+    "don't not maximum minimum".split()
 )
 _ENUM = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s")
-_MATH = re.compile(r"\\[a-z]+|\$|\^|\d\s*[-+*/=<>]\s*\d|[∑∫√π≤≥≠]")
-_CODE_SYMBOLS = re.compile(r"[{};=<>\[\]()#]")
+_MATH = re.compile(r"\d\s?[-+*/=<>^]\s?\d")
+_MATH_SIGNS = ("$", "\\", "^", "∑", "∫", "√", "π", "≤", "≥", "≠")
+_CODE_SYMBOLS = tuple("{};=<>[]()#")
 
 
 def _bounded(text: str) -> str:
@@ -144,34 +148,51 @@ def _add_opening(text: str, acc: dict[int, float]) -> None:
         previous = word
 
 
-def _add_words(text: str, weight: float, acc: dict[int, float]) -> None:
-    words = _TOKEN.findall(_bounded(text).lower())
-    crc = zlib.crc32
-    mask = N_HASHED - 1
-    previous = ""
-    for word in words:
-        encoded = word.encode()
-        index = crc(encoded) & mask
-        acc[index] = acc.get(index, 0.0) + weight
-        if previous:
-            index = crc(encoded, crc(previous.encode() + b" ")) & mask
-            acc[index] = acc.get(index, 0.0) + weight
-        previous = word
+def _add_words(text: str, weight: float, acc: dict[int, float]) -> list[str]:
+    """Unigrams and bigrams, hashed with CRC-32; returns the words. A bigram's hash is crc32("a b"),
+    computed by continuing the running CRC of "a " -- built-in maps, no Python loop per token."""
+    words = _TOKEN.findall(text.lower())
+    if not words:
+        return words
+    encoded = [word.encode() for word in words]
+    unigrams = list(map(zlib.crc32, encoded))
+    spaced = map(zlib.crc32, repeat(b" "), unigrams)
+    bigrams = map(zlib.crc32, encoded[1:], spaced)
+    counts = Counter(map((N_HASHED - 1).__and__, chain(unigrams, bigrams)))
+    get = acc.get
+    for index, count in counts.items():
+        acc[index] = get(index, 0.0) + count * weight
+    return words
 
 
-def _dense(last: str, joined: str, facts: dict[str, float], total: int) -> list[float]:
-    sample = _bounded(joined)
+def _context_sample(context: list[str]) -> list[str]:
+    """The newest context first, each piece cut to what is left of the shared budget."""
+    left = _CONTEXT_BUDGET
+    sample: list[str] = []
+    for text in reversed(context):
+        if left <= 0:
+            break
+        piece = text if len(text) <= left else text[: left // 2] + " " + text[-(left // 2) :]
+        sample.append(piece)
+        left -= len(piece)
+    return sample
+
+
+def _dense(last_chars: int, sample: str, words: list[str], facts: dict[str, float], total: int) -> list[float]:
     n = max(len(sample), 1)
-    non_ascii = sum(1 for ch in sample if ord(ch) > 127) / n
+    code_symbols = sum(map(sample.count, _CODE_SYMBOLS))
+    math_signs = sum(map(sample.count, _MATH_SIGNS)) + len(_MATH.findall(sample))
+    constraints = sum(1 for word in words if word in _CONSTRAINT_WORDS)
+    non_ascii = (len(sample.encode()) - len(sample)) / n  # extra UTF-8 bytes: a cheap non-ASCII share
     return [
         math.log1p(total) / 12.0,
-        math.log1p(len(last)) / 12.0,
+        math.log1p(last_chars) / 12.0,
         min(math.log1p(facts.get("turns", 1.0)) / 3.0, 1.0),
         min(sample.count("```") / 4.0, 1.0),
-        min(len(_CODE_SYMBOLS.findall(sample)) / n * 10.0, 1.0),
-        min(len(_MATH.findall(sample)) / 10.0, 1.0),
+        min(code_symbols / n * 10.0, 1.0),
+        min(math_signs / 10.0, 1.0),
         min(sample.count("?") / 5.0, 1.0),
-        min(len(_CONSTRAINT.findall(sample.lower())) / 8.0, 1.0),
+        min(constraints / 8.0, 1.0),
         min(len(_ENUM.findall(sample)) / 10.0, 1.0),
         facts.get("tools", 0.0),
         facts.get("images", 0.0),
@@ -184,9 +205,12 @@ def _dense(last: str, joined: str, facts: dict[str, float], total: int) -> list[
 def featurize(body: dict[str, Any]) -> tuple[list[int], list[float]]:
     """Sparse features of a request: (indices, values), indices ascending and unique."""
     last, anchor, context, facts, total = segments(body)
+    task_chars = len(anchor or last)
+    last, anchor = _bounded(last), _bounded(anchor)
+    context = _context_sample(context)
     acc: dict[int, float] = {}
-    _add_words(last, 1.0, acc)
-    _add_words(anchor, 1.0, acc)
+    words = _add_words(last, 1.0, acc)
+    words += _add_words(anchor, 1.0, acc)
     _add_opening(anchor or last, acc)
     for text in context:
         _add_words(text, CONTEXT_WEIGHT, acc)
@@ -196,7 +220,8 @@ def featurize(body: dict[str, Any]) -> tuple[list[int], list[float]]:
     norm = math.sqrt(sum(v * v for v in acc.values())) or 1.0
     indices = sorted(acc)
     values = [acc[i] / norm for i in indices]
-    dense = _dense(anchor or last, "\n".join([last, anchor, *context]), facts, total)
+    sample = "\n".join(part for part in (last, anchor, *context) if part)
+    dense = _dense(task_chars, sample, words, facts, total)
     for offset, value in enumerate(dense):
         if value:
             indices.append(N_HASHED + offset)

@@ -1,0 +1,1 @@
+"""Benchmark scripts. They report numbers; tests never assert on timings."""
