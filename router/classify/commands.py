@@ -34,6 +34,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--models", type=Path, default=DEFAULT_MODELS)
     p.add_argument("--name", default="triage-local-v1")
+    p.add_argument("--extra", type=Path, action="append", default=[], help="Haiku-labelled JSONL: report agreement")
 
     p = sub.add_parser("classify", help="classify JSON lines from stdin (request bodies or {\"prompt\": ...})")
     p.add_argument("--local-only", action="store_true", help="never call Haiku")
@@ -54,15 +55,18 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from router.classify import evaluate
     from router.classify.dataset import data_hash, load_extra, load_rows
-    from router.classify.local import save
+    from router.classify.local import load, save
     from router.classify.train import TrainConfig, build_model
+    from router.errors import ConfigError
 
     started = time.monotonic()
     config = TrainConfig(seed=args.seed)
     rows = load_rows(args.data)
     train_rows = [r for r in rows if r.trainable]
-    for extra in args.extra:
-        train_rows.extend(load_extra(extra))
+    extra_rows = [row for path in args.extra for row in load_extra(path)]
+    # Every fifth Haiku-labelled row is held out to measure how agreement with Haiku moves.
+    extra_held = extra_rows[4::5]
+    train_rows.extend(row for i, row in enumerate(extra_rows) if i % 5 != 4)
     calibration = [r for r in train_rows if r.natural]
     sources: dict[str, int] = {}
     for row in train_rows:
@@ -85,6 +89,14 @@ def _train(args: argparse.Namespace) -> int:
             evaluate.benchmark_holdout(rows), evaluate.predict(model, evaluate.benchmark_holdout(rows))
         ),
     }
+    if extra_rows:
+        report["haiku_agreement_after"] = evaluate.agreement(model, extra_held)
+        try:
+            previous = load(args.out, args.name)
+        except ConfigError:
+            previous = None
+        if previous is not None:
+            report["haiku_agreement_before"] = evaluate.agreement(previous, extra_held)
     if args.loso:
 
         def fit_without(subset: Any) -> Any:
@@ -115,6 +127,10 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"model {args.name}: thresholds {model.metadata['thresholds']}")
     for name, result in live.items():
         _print_metrics(name, result)
+    for path in args.extra:
+        from router.classify.dataset import load_extra
+
+        _print_metrics(f"agreement with Haiku labels in {path}", evaluate.agreement(model, load_extra(path)))
     loso = recorded.get("leave_one_source_out")
     if loso:
         _print_metrics("leave_one_source_out (mean, recorded at training)", loso["mean"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import msgspec
@@ -31,10 +32,17 @@ class Row(msgspec.Struct, frozen=True):
     difficulty: float
     split: str
     """``train``, ``test`` or ``eval_only`` (never trained on)."""
+    body: dict | None = None
+    """The whole request, for rows recorded from traffic; benchmark rows are a bare prompt (``text``)."""
+
+    def request(self) -> dict:
+        """The request body features are computed from."""
+        return self.body if self.body is not None else {"messages": [{"role": "user", "content": self.text}]}
 
     @property
     def natural(self) -> bool:
-        return self.source in NATURAL_SOURCES
+        """Real user traffic: the natural prompt sets and requests recorded by the learning sink."""
+        return self.source in NATURAL_SOURCES or self.source == "haiku_labelled"
 
     @property
     def trainable(self) -> bool:
@@ -42,12 +50,23 @@ class Row(msgspec.Struct, frozen=True):
         return self.split == "train" and self.source not in NON_COMMERCIAL_SOURCES
 
 
+# Answer-format scaffolding of benchmark sets: it tells which dataset a row came from, not what task it is,
+# and real user prompts rarely carry it. Stripped from training text only.
+_SCAFFOLD = re.compile(
+    r"(?im)^\s*(?:\(?[A-J]\)|[A-J][.)]:?)\s.*$"  # option lines: "A) ...", "(B) ...", "C. ..."
+    r"|^\s*options:\s*$"
+    r"|print only a single choice.*$"
+    r"|^\s*answer:\s*$"
+)
+
+
 def clean_text(source: str, text: str) -> str:
     # PromptTensor rows carry a literal placeholder where a passage would be; a model would learn the
     # placeholder itself as the sign of summarisation or rewriting, so it is dropped.
     if source == "prompttensor":
-        return text.replace(_PLACEHOLDER, "").strip()
-    return text
+        text = text.replace(_PLACEHOLDER, "")
+    cleaned = _SCAFFOLD.sub("", text).strip()
+    return cleaned or text.strip()
 
 
 def load_rows(data_dir: Path) -> list[Row]:
@@ -81,7 +100,8 @@ def data_hash(data_dir: Path) -> str:
 
 
 def load_extra(path: Path) -> list[Row]:
-    """Rows recorded by the Haiku learning sink (JSON lines with ``text``, ``category``, ``complexity``)."""
+    """Rows recorded by the Haiku learning sink: JSON lines with ``body`` (a request) or ``text`` (a prompt),
+    plus Haiku's ``category`` and ``complexity``."""
     rows: list[Row] = []
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -92,12 +112,13 @@ def load_extra(path: Path) -> list[Row]:
                 Row(
                     id=f"extra:{number}",
                     source="haiku_labelled",
-                    text=raw["text"],
+                    text=str(raw.get("text", "")),
                     category=raw["category"],
                     tier=raw["complexity"],
                     tier_conf="medium",
                     difficulty=float(raw.get("difficulty", 0.0)),
                     split="train",
+                    body=raw.get("body"),
                 )
             )
     return rows

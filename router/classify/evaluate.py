@@ -14,7 +14,6 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from router.classify.dataset import Row
-from router.classify.features import prompt_body
 from router.classify.local import LocalModel
 from router.classify.schema import Classification
 
@@ -59,7 +58,7 @@ def metrics(rows: Sequence[Row], predictions: Sequence[Classification]) -> dict[
 
 
 def predict(model: LocalModel, rows: Sequence[Row]) -> list[Classification]:
-    return [model.classify(prompt_body(r.text)) for r in rows]
+    return [model.classify(r.request()) for r in rows]
 
 
 def natural_holdout(rows: Sequence[Row]) -> list[Row]:
@@ -93,3 +92,15 @@ def leave_one_source_out(
         for key in ("category_accuracy", "category_macro_f1", "complexity_accuracy", "calibration_error")
     }
     return {"mean": mean, "per_source": per_source}
+
+
+def agreement(model: LocalModel, rows: Sequence[Row]) -> dict[str, Any]:
+    """How often the local model agrees with labels Haiku gave (rows from the learning sink)."""
+    if not rows:
+        return {"rows": 0}
+    predictions = predict(model, rows)
+    return {
+        "rows": len(rows),
+        "category_agreement": round(float(np.mean([p.category == r.category for p, r in zip(predictions, rows)])), 4),
+        "complexity_agreement": round(float(np.mean([p.complexity == r.tier for p, r in zip(predictions, rows)])), 4),
+    }

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from router.classify.dataset import Row
-from router.classify.features import FEATURE_VERSION, HASH_BITS, N_FEATURES, featurize, prompt_body
+from router.classify.features import FEATURE_VERSION, HASH_BITS, N_FEATURES, featurize
 from router.classify.local import LocalModel
 from router.classify.schema import CATEGORIES, COMPLEXITIES
 
@@ -90,7 +90,7 @@ def _complexity_model(config: TrainConfig) -> LogisticRegression:
 
 def fit(rows: Sequence[Row], config: TrainConfig) -> tuple[Pipeline, LogisticRegression, LogisticRegression]:
     """Train the category pipeline and the two complexity models on ``rows``."""
-    bodies = [prompt_body(r.text) for r in rows]
+    bodies = [r.request() for r in rows]
     x = featurize_matrix(bodies)
     weights = sample_weights(rows, config)
     pipeline = reference_pipeline(config)
@@ -161,6 +161,6 @@ def build_model(
         **extra_meta,
     }
     provisional = LocalModel(arrays, metadata)
-    difficulties = np.array([provisional.classify(prompt_body(r.text)).difficulty for r in calibration_rows])
+    difficulties = np.array([provisional.classify(r.request()).difficulty for r in calibration_rows])
     metadata["thresholds"] = thresholds_for_mix(difficulties, config.traffic_mix)
     return LocalModel(arrays, metadata), arrays, metadata
