@@ -7,7 +7,9 @@ tool call with an input synthesized from the tool's schema; faults are injected 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -61,7 +63,11 @@ def run_classifier(sim: Any, bodies: list[dict[str, Any]], settings: HaikuSettin
 
 
 def messages_seen(sim: Any) -> list[dict[str, Any]]:
-    return [r for r in sim.requests() if r["path"] == "/v1/messages"]
+    """Every /v1/messages request the sim logged. Read from its control endpoint directly: the shared
+    ``SimHandle.requests()`` may hide triage calls from router tests, and here they are the subject."""
+    with urllib.request.urlopen(sim.url + "/_sim/requests", timeout=10) as resp:
+        logged = json.loads(resp.read())["requests"]
+    return [r for r in logged if r["path"] == "/v1/messages"]
 
 
 # --- condense -------------------------------------------------------------------------------------
