@@ -19,6 +19,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
     p.add_argument("--policies", type=Path, default=Path("policies"), help="policy directory (default policies/)")
+    p.add_argument("--models", type=Path, default=Path("models"), help="classifier model directory (default models/)")
     p.add_argument(
         "--upstream-url",
         default=None,
@@ -44,12 +45,15 @@ def _serve(args: argparse.Namespace) -> int:
     from router.logs import configure_logging
     from router.serving import uvicorn_config
     from router.settings import Settings
+    from router.classify.config import load_classifier_policy
+    from router.classify.local import load as load_local_model
     from router.tiers import load_tiers
 
     settings = Settings.from_env(
         host=args.host,
         port=args.port,
         policies_dir=args.policies,
+        models_dir=args.models,
         upstream_url=args.upstream_url,
         request_timeout=args.request_timeout,
         connect_timeout=args.connect_timeout,
@@ -59,7 +63,10 @@ def _serve(args: argparse.Namespace) -> int:
     )
     configure_logging(settings.log_level)
     try:
-        load_tiers(settings.policies_dir)  # fail before binding the port, with the file's own message
+        # Fail before binding the port, with the file's own message.
+        tiers = load_tiers(settings.policies_dir)
+        policy = load_classifier_policy(settings.policies_dir, tiers)
+        load_local_model(settings.models_dir, policy.model)
     except ConfigError as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 2

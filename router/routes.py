@@ -17,7 +17,9 @@ from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 
 from router.dispatch import attempt_json
-from router.errors import AuthenticationFailed, NotFound
+from router.classify.features import prompt_body
+from router.classify.schema import Classification
+from router.errors import AuthenticationFailed, InvalidRequest, NotFound
 from router.headers import client_credential, upstream_headers
 from router.plan import AUTO, Plan, plan
 from router.replies import failure_reply, json_reply, router_headers, stream_reply
@@ -44,12 +46,19 @@ async def _read(request: Request[Any, Any, Any], *, require_messages: bool) -> P
     return parse_request(await request.body(), require_messages=require_messages)
 
 
-async def _forward(request: Request[Any, Any, Any], path: str, *, streaming_allowed: bool) -> ASGIResponse:
+async def _forward(request: Request[Any, Any, Any], path: str, *, messages: bool) -> ASGIResponse:
+    """Route and relay. ``messages`` is False for count_tokens: no classification, no streaming."""
     svc = _services(request)
     parsed = await _read(request, require_messages=True)
+    started = svc.clock()
+    classification = None
+    if messages and parsed.view.model == AUTO:
+        classification = (await svc.triage.classify(parsed.body)).classification
     now = svc.clock()
     cooling = svc.cooldowns.active(now)
-    decision = plan(parsed.view, svc.tiers, cooling, now)
+    decision = plan(
+        parsed.view, svc.tiers, cooling, now, classification, svc.triage.policy.complexity_tiers
+    )
     out = Outbound(
         svc.upstream,
         svc.settings,
@@ -57,23 +66,36 @@ async def _forward(request: Request[Any, Any, Any], path: str, *, streaming_allo
         upstream_headers(request.headers.items(), svc.upstream.api_key),
         parsed,
     )
-    deadline = now + svc.settings.request_timeout
+    deadline = started + svc.settings.request_timeout
+    extra = _classification_headers(classification)
 
-    if streaming_allowed and parsed.view.stream:
+    if messages and parsed.view.stream:
         result = await svc.dispatcher.run(decision, partial(open_stream, out), deadline)
         if result.success is None:
-            _log(decision, result, parsed, now, svc)
+            _log(decision, result, parsed, started, svc)
             return failure_reply(decision, result, svc.clock(), cooling)
         opened = result.success
-        on_end = partial(_log, decision, result, parsed, now, svc)
-        return stream_reply({**opened.headers, **router_headers(decision, result)}, relay(opened, on_end))
+        on_end = partial(_log, decision, result, parsed, started, svc)
+        return stream_reply({**opened.headers, **router_headers(decision, result), **extra}, relay(opened, on_end))
 
     result = await svc.dispatcher.run(decision, partial(attempt_json, out), deadline)
-    _log(decision, result, parsed, now, svc)
+    _log(decision, result, parsed, started, svc)
     if result.success is None:
         return failure_reply(decision, result, svc.clock(), cooling)
     reply = result.success
-    return json_reply(reply.status, {**reply.headers, **router_headers(decision, result)}, reply.body)
+    return json_reply(reply.status, {**reply.headers, **router_headers(decision, result), **extra}, reply.body)
+
+
+def _classification_headers(classification: Classification | None) -> dict[str, str]:
+    """``x-router-classification`` for requests the router classified (model ``auto``)."""
+    if classification is None:
+        return {}
+    return {
+        "x-router-classification": (
+            f"category={classification.category}; complexity={classification.complexity}; "
+            f"stage={classification.stage}; confidence={classification.confidence:.2f}"
+        )
+    }
 
 
 def _log(
@@ -116,13 +138,13 @@ def _log(
 @post("/v1/messages", status_code=200)
 async def create_message(request: Request[Any, Any, Any]) -> ASGIResponse:
     # Annotated as the base class: Litestar relays an ASGIResponse (streaming included) without re-encoding.
-    return await _forward(request, "/v1/messages", streaming_allowed=True)
+    return await _forward(request, "/v1/messages", messages=True)
 
 
 @post("/v1/messages/count_tokens", status_code=200)
 async def count_tokens(request: Request[Any, Any, Any]) -> ASGIResponse:
     # Free and separately rate-limited upstream: never classified, never sent to Haiku for triage.
-    return await _forward(request, "/v1/messages/count_tokens", streaming_allowed=False)
+    return await _forward(request, "/v1/messages/count_tokens", messages=False)
 
 
 def _model_entries(svc: Services) -> list[dict[str, Any]]:
@@ -186,6 +208,26 @@ async def _read_auth_only(request: Request[Any, Any, Any]) -> None:
         raise AuthenticationFailed("missing credentials: send your key in x-api-key or Authorization: Bearer")
 
 
+@post("/v1/router/classify", status_code=200)
+async def classify(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """The triage classification of one request body (a Messages request or ``{"prompt": ...}``)."""
+    await _read_auth_only(request)
+    raw = await request.body()
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict) or not ("messages" in body or isinstance(body.get("prompt"), str)):
+        raise InvalidRequest("expected a Messages request body or {\"prompt\": \"...\"}")
+    if "messages" not in body:
+        body = prompt_body(body["prompt"])
+    elif not isinstance(body["messages"], list):
+        raise InvalidRequest("messages: expected a list")
+    local_only = request.query_params.get("local_only") in ("1", "true")
+    result = await _services(request).triage.classify(body, local_only=local_only)
+    return json_reply(200, {}, msgspec.json.encode(result.classification))
+
+
 @get("/livez")
 async def livez() -> ASGIResponse:
     """The process answers. No dependency checks: a slow upstream must not get the pod restarted."""
@@ -206,4 +248,4 @@ async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
     return json_reply(200, {}, msgspec.json.encode(details))
 
 
-ROUTES = [create_message, count_tokens, list_models, get_model, livez, readyz]
+ROUTES = [create_message, count_tokens, classify, list_models, get_model, livez, readyz]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from router.classify.service import Triage, build_triage
 from router.cooldown import Cooldowns
 from router.dispatch import Dispatcher
 from router.settings import Settings
@@ -23,9 +24,12 @@ log = logging.getLogger("router")
 
 
 class Services:
-    def __init__(self, settings: Settings, tiers: TierTable, upstream: Upstream, upstream_kind: str) -> None:
+    def __init__(
+        self, settings: Settings, tiers: TierTable, upstream: Upstream, upstream_kind: str, triage: Triage
+    ) -> None:
         self.settings = settings
         self.tiers = tiers
+        self.triage = triage
         self.upstream = upstream
         self.upstream_kind = upstream_kind
         """``anthropic``, ``custom`` (an explicit --upstream-url) or ``embedded-sim``."""
@@ -67,7 +71,8 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         else:
             log.info("Forwarding to %s", settings.upstream_url)
     try:
-        yield Services(settings, tiers, upstream, kind)
+        async with build_triage(settings, tiers, settings.models_dir, upstream.base_url) as triage:
+            yield Services(settings, tiers, upstream, kind, triage)
     finally:
         await upstream.close()
         if sim is not None:

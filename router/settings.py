@@ -33,6 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
     policies_dir: Path = Path("policies")
+    models_dir: Path = Path("models")
     upstream_url: str = DEFAULT_UPSTREAM
     upstream_key: Secret | None = None
     embedded_sim: bool = False

@@ -48,11 +48,18 @@ class SimHandle:
     def reset(self) -> None:
         self._call("POST", "/_sim/reset", {})
 
-    def requests(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/_sim/requests")["requests"]  # type: ignore[no-any-return]
+    def requests(self, *, triage: bool = False) -> list[dict[str, Any]]:
+        """What the simulator received; the router's own Haiku triage calls only with ``triage=True``."""
+        seen = self._call("GET", "/_sim/requests")["requests"]
+        return [r for r in seen if triage or not is_triage_call(r)]
 
     def models_seen(self) -> list[str]:
         return [r["model"] for r in self.requests() if r["path"].startswith("/v1/messages")]
+
+
+def is_triage_call(request: dict[str, Any]) -> bool:
+    body = request.get("body") or {}
+    return isinstance(body, dict) and (body.get("tool_choice") or {}).get("name") == "classify"
 
 
 @pytest.fixture(scope="session")
@@ -76,14 +83,17 @@ def make_router(sim: SimHandle, tmp_path: Path) -> Any:
     """Start a router in front of the simulator; keyword arguments override Settings, ``tiers`` the table."""
     started: list[RouterThread] = []
 
-    def start(tiers_yaml: str | None = None, **overrides: Any) -> RouterThread:
+    def start(tiers_yaml: str | None = None, files: dict[str, str] | None = None, **overrides: Any) -> RouterThread:
         policies = tmp_path / f"policies{len(started)}"
         shutil.copytree(POLICIES, policies)
         if tiers_yaml is not None:
             (policies / "tiers.yaml").write_text(tiers_yaml)
+        for name, text in (files or {}).items():
+            (policies / name).write_text(text)
         values: dict[str, Any] = {
             "port": free_port(),
             "policies_dir": policies,
+            "models_dir": ROOT / "models",
             "upstream_url": sim.url,
             "upstream_key": Secret(UPSTREAM_KEY),
             "request_timeout": 30.0,
