@@ -23,6 +23,7 @@ from router.classify.haiku import (
     HaikuSettings,
     MalformedAnswer,
     make_client,
+    spend,
     validate_tool_input,
 )
 from router.classify.schema import CATEGORIES, COMPLEXITIES
@@ -226,11 +227,7 @@ def test_cost_counts_cache_reads_and_writes():
     class Usage:
         input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens = 100, 20, 1000, 400
 
-    class Message:
-        usage = Usage()
-
-    classifier = HaikuClassifier(client=None, settings=HaikuSettings())  # type: ignore[arg-type]
-    usd = classifier._usage(Message())["usd"]
+    usd = spend(Usage(), HaikuSettings())["usd"]
     assert usd == pytest.approx((100 * 1.0 + 20 * 5.0 + 1000 * 0.1 + 400 * 1.25) / 1e6)
 
 

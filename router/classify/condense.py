@@ -78,13 +78,16 @@ def _header(body: dict[str, Any], messages: list[dict[str, Any]], rendered: list
     thinking = body.get("thinking")
     thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
     max_tokens = body.get("max_tokens")
-    lines = [
-        f"[request] turns={len(messages)} chars={total_chars} approx_tokens={total_chars // _CHARS_PER_TOKEN}"
-        f" max_tokens={max_tokens if isinstance(max_tokens, int) else 'unset'}"
-        f" thinking={'yes' if thinking_on else 'no'}"
-        f" images={'yes' if _has_type(blocks, 'image') else 'no'}"
-        f" documents={'yes' if _has_type(blocks, 'document') else 'no'}\n"
-    ]
+    fields = {
+        "turns": len(messages),
+        "chars": total_chars,
+        "approx_tokens": total_chars // _CHARS_PER_TOKEN,
+        "max_tokens": max_tokens if isinstance(max_tokens, int) else "unset",
+        "thinking": _yes_no(thinking_on),
+        "images": _yes_no(_has_type(blocks, "image")),
+        "documents": _yes_no(_has_type(blocks, "document")),
+    }
+    lines = ["[request] " + " ".join(f"{key}={value}" for key, value in fields.items()) + "\n"]
     names = [t["name"] for t in _as_list(body.get("tools")) if isinstance(t, dict) and isinstance(t.get("name"), str)]
     if names:
         lines.append(_clip_names(names))
@@ -113,6 +116,10 @@ def _has_type(blocks: list[dict[str, Any]], kind: str) -> bool:
         if block.get("type") == "tool_result" and _has_type(_blocks(block.get("content")), kind):
             return True
     return False
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -213,7 +213,7 @@ class HaikuClassifier:
 
     def _answer(self, message: Any, started: float) -> HaikuResult:
         try:
-            usage = self._usage(message)
+            usage = spend(message.usage, self.settings)
         except (AttributeError, TypeError):
             # Never seen from the real API; a proxy in between might strip usage. Spend is unknown, not zero.
             usage = {}
@@ -239,20 +239,21 @@ class HaikuClassifier:
         log.info("haiku triage %s: %s%s", outcome, name, f" {status}" if status else "")
         return HaikuResult(classification=None, outcome=outcome, latency_s=self._clock() - started)
 
-    def _usage(self, message: Any) -> dict[str, Any]:
-        usage = message.usage
-        tokens = {
-            "input_tokens": usage.input_tokens or 0,
-            "output_tokens": usage.output_tokens or 0,
-            "cache_read_tokens": usage.cache_read_input_tokens or 0,
-            "cache_write_tokens": usage.cache_creation_input_tokens or 0,
-        }
-        s = self.settings
-        # The API's input_tokens excludes cached tokens, so the four parts add up without overlap.
-        usd = (
-            tokens["input_tokens"] * s.input_usd_per_mtok
-            + tokens["output_tokens"] * s.output_usd_per_mtok
-            + tokens["cache_read_tokens"] * s.input_usd_per_mtok * s.cache_read_multiplier
-            + tokens["cache_write_tokens"] * s.input_usd_per_mtok * s.cache_write_multiplier
-        ) / 1_000_000
-        return {**tokens, "usd": usd}
+
+def spend(usage: Any, settings: HaikuSettings) -> dict[str, Any]:
+    """Token counts and dollars of one call, from the API's ``usage`` object."""
+    tokens = {
+        "input_tokens": usage.input_tokens or 0,
+        "output_tokens": usage.output_tokens or 0,
+        "cache_read_tokens": usage.cache_read_input_tokens or 0,
+        "cache_write_tokens": usage.cache_creation_input_tokens or 0,
+    }
+    s = settings
+    # The API's input_tokens excludes cached tokens, so the four parts add up without overlap.
+    usd = (
+        tokens["input_tokens"] * s.input_usd_per_mtok
+        + tokens["output_tokens"] * s.output_usd_per_mtok
+        + tokens["cache_read_tokens"] * s.input_usd_per_mtok * s.cache_read_multiplier
+        + tokens["cache_write_tokens"] * s.input_usd_per_mtok * s.cache_write_multiplier
+    ) / 1_000_000
+    return {**tokens, "usd": usd}
