@@ -225,7 +225,8 @@ class HaikuClassifier:
                 raise MalformedAnswer("no classify tool call in the answer")
             classification = validate_tool_input(block.input)
         except (MalformedAnswer, AttributeError, TypeError) as exc:
-            log.info("haiku triage answer rejected: %s", exc)
+            # The reason's kind only: a rejected value is model output that may echo the request.
+            log.info("haiku triage answer rejected (%s)", type(exc).__name__)
             self.breaker.record_failure()
             return HaikuResult(classification=None, outcome="malformed", latency_s=self._clock() - started, **usage)
         self.breaker.record_success()
