@@ -1,0 +1,330 @@
+"""Hot reload: the policy store's swap/keep semantics, the directory watcher, and the SIGHUP hook.
+
+The real loader is not used: a stand-in reads every ``*.yaml`` and fails with the real ``PolicyError`` when a
+file says ``broken``, so these tests pin the reload machinery, not the policy format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from router.policy.source import PolicyError, Position, Problem
+from router.policy.store import PolicyStore, ReloadResult
+from router.policy.watch import DirectoryWatcher, directory_signature, install_sighup
+
+
+class FakePolicy(msgspec.Struct, frozen=True):
+    version: str
+    files: dict[str, str]
+
+
+def fake_load(directory: Path) -> FakePolicy:
+    files: dict[str, str] = {}
+    problems: list[Problem] = []
+    for path in sorted(directory.glob("*.yaml")):
+        text = path.read_text()
+        files[path.name] = text
+        for number, line in enumerate(text.splitlines(), 1):
+            if "broken" in line:
+                problems.append(Problem(Position(path.name, number, line.index("broken") + 1), "this is broken"))
+    if problems:
+        raise PolicyError(problems)
+    digest = hashlib.sha256(msgspec.json.encode(files)).hexdigest()[:12]
+    return FakePolicy(digest, files)
+
+
+def make_store(directory: Path, loader: Callable[[Path], FakePolicy] = fake_load) -> PolicyStore[FakePolicy]:
+    return PolicyStore(loader, directory, wall_clock=lambda: 1_700_000_000.0)
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    (tmp_path / "rules.yaml").write_text("rules:\n  - name: default\n")
+    (tmp_path / "tiers.yaml").write_text("default_tier: sonnet\n")
+    return tmp_path
+
+
+# -- store ---------------------------------------------------------------------------------------------------
+
+
+def test_good_reload_swaps_and_bumps_version(policies: Path) -> None:
+    store = make_store(policies)
+    first = store.initial_load()
+    assert store.current is first and store.last_result is not None and store.last_result.trigger == "startup"
+    (policies / "rules.yaml").write_text("rules:\n  - name: cheap\n")
+    result = asyncio.run(store.reload("admin"))
+    assert result == ReloadResult(True, "admin", store.current.version, None, 1_700_000_000.0, changed=True)
+    assert store.current is not first and store.current.version != first.version
+    assert (store.reloads_ok, store.reloads_failed) == (1, 0)
+
+
+def test_bad_reload_keeps_last_good_and_records_positions(policies: Path) -> None:
+    store = make_store(policies)
+    good = store.initial_load()
+    (policies / "rules.yaml").write_text("rules:\n  - name: x\n    then: broken\n")
+    (policies / "tiers.yaml").write_text("broken: yes\n")
+    result = asyncio.run(store.reload("watch"))
+    assert not result.ok and result.trigger == "watch" and result.version == good.version
+    assert result.error == "rules.yaml:3:11: this is broken\ntiers.yaml:1:1: this is broken"
+    assert store.current is good
+    assert (store.reloads_ok, store.reloads_failed) == (0, 1)
+    details = store.details()
+    assert details == {
+        "version": good.version,
+        "last_reload": {"ok": False, "trigger": "watch", "at": 1_700_000_000.0, "error": result.error},
+        "reloads_ok": 0,
+        "reloads_failed": 1,
+    }
+    msgspec.json.encode(details)  # /readyz serialises it as is
+
+
+def test_unexpected_loader_error_keeps_last_good(policies: Path) -> None:
+    loads = 0
+
+    def flaky_load(directory: Path) -> FakePolicy:
+        nonlocal loads
+        loads += 1
+        if loads > 1:  # a file vanishing mid-swap: not a PolicyError, still must not replace the policy
+            raise FileNotFoundError("rules.yaml")
+        return fake_load(directory)
+
+    store = make_store(policies, flaky_load)
+    good = store.initial_load()
+    result = asyncio.run(store.reload("sighup"))
+    assert not result.ok and result.error == "FileNotFoundError: rules.yaml" and store.current is good
+
+
+def test_same_content_is_ok_without_swap(policies: Path) -> None:
+    store = make_store(policies)
+    first = store.initial_load()
+    result = asyncio.run(store.reload("sighup"))
+    assert result.ok and not result.changed and result.version == first.version
+    assert store.current is first  # identity: readers' caches keyed on the object stay valid
+    assert store.reloads_ok == 1
+
+
+def test_reader_keeps_the_version_it_started_with(policies: Path) -> None:
+    store = make_store(policies)
+    store.initial_load()
+
+    async def scenario() -> tuple[str, str]:
+        async def request() -> str:
+            policy = store.current  # once per request, as handlers do
+            await asyncio.sleep(0.05)  # a reload lands mid-request
+            return policy.files["rules.yaml"]
+
+        in_flight = asyncio.create_task(request())
+        await asyncio.sleep(0)
+        (policies / "rules.yaml").write_text("rules:\n  - name: new\n")
+        assert (await store.reload("admin")).changed
+        return await in_flight, store.current.files["rules.yaml"]
+
+    seen_by_request, now_served = asyncio.run(scenario())
+    assert "default" in seen_by_request and "new" in now_served
+
+
+def test_concurrent_reloads_are_serialised(policies: Path) -> None:
+    events: list[str] = []
+    inside = threading.Lock()  # loads run in worker threads: a second one entering would find it held
+
+    def slow_load(directory: Path) -> FakePolicy:
+        assert inside.acquire(blocking=False), "two loads ran at once"
+        try:
+            events.append("enter")
+            time.sleep(0.05)
+            events.append("exit")
+            return fake_load(directory)
+        finally:
+            inside.release()
+
+    store = make_store(policies, slow_load)
+    store.initial_load()
+    events.clear()
+
+    async def scenario() -> list[ReloadResult]:
+        return await asyncio.gather(*(store.reload(t) for t in ("watch", "sighup", "admin")))
+
+    results = asyncio.run(scenario())
+    assert all(r.ok for r in results)
+    assert events == ["enter", "exit"] * 3
+    assert store.reloads_ok == 3
+
+
+def test_store_before_initial_load_refuses() -> None:
+    store = make_store(Path("/nonexistent"))
+    with pytest.raises(RuntimeError):
+        _ = store.current
+    assert store.details()["last_reload"] is None
+
+
+def test_initial_load_raises_on_bad_policy(policies: Path) -> None:
+    (policies / "tiers.yaml").write_text("broken\n")
+    with pytest.raises(PolicyError, match="tiers.yaml:1:1"):
+        make_store(policies).initial_load()
+
+
+# -- watcher -------------------------------------------------------------------------------------------------
+
+
+def watch_until(directory: Path, change: Callable[[], None]) -> int:
+    """Start a watcher, apply ``change``, wait for the first on_change (bounded, so a loaded CI box does not
+    flake), then a few more intervals to catch a second, unwanted one. Returns the number of calls."""
+    calls: list[float] = []
+
+    async def on_change() -> None:
+        calls.append(time.monotonic())
+
+    async def scenario() -> None:
+        watcher = DirectoryWatcher(directory, on_change, interval_s=0.05)
+        watcher.start()
+        try:
+            await asyncio.sleep(0.12)
+            assert calls == []  # nothing changed yet
+            change()
+            deadline = time.monotonic() + 3
+            while not calls and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.25)
+        finally:
+            await watcher.stop()
+
+    asyncio.run(scenario())
+    return len(calls)
+
+
+def test_watcher_sees_in_place_rewrite(policies: Path) -> None:
+    def rewrite() -> None:
+        with open(policies / "rules.yaml", "a") as f:  # same inode, new size and mtime
+            f.write("  - name: extra\n")
+
+    assert watch_until(policies, rewrite) == 1
+
+
+def test_watcher_sees_configmap_symlink_swap(tmp_path: Path) -> None:
+    first = tmp_path / "..2026_01_01"
+    first.mkdir()
+    (first / "rules.yaml").write_text("rules: []\n")
+    os.symlink("..2026_01_01", tmp_path / "..data")
+    os.symlink("..data/rules.yaml", tmp_path / "rules.yaml")
+
+    def swap() -> None:
+        # What kubelet does: a new timestamped dir, then rename a fresh symlink over ..data. The new file
+        # has the same size and may even share an mtime with the old one; only the target changes.
+        second = tmp_path / "..2026_01_02"
+        second.mkdir()
+        (second / "rules.yaml").write_text("rules: []\n")
+        os.symlink("..2026_01_02", tmp_path / "..data_tmp")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+
+    before = directory_signature(tmp_path)
+    assert watch_until(tmp_path, swap) == 1
+    (tmp_path / "..2026_01_01" / "rules.yaml").unlink()  # kubelet then removes the old dir
+    (tmp_path / "..2026_01_01").rmdir()
+    after = {e[0]: e[1] for e in directory_signature(tmp_path)}
+    assert after["rules.yaml"].endswith("..2026_01_02/rules.yaml")
+    assert {e[0]: e[1] for e in before}["rules.yaml"].endswith("..2026_01_01/rules.yaml")
+
+
+def test_watcher_sees_new_file(policies: Path) -> None:
+    assert watch_until(policies, lambda: (policies / "tenants.yaml").write_text("tenants: []\n")) == 1
+
+
+def test_watcher_sees_deleted_file(policies: Path) -> None:
+    assert watch_until(policies, lambda: (policies / "tiers.yaml").unlink()) == 1
+
+
+def test_watcher_debounces_multi_step_writes(policies: Path) -> None:
+    """Changes on consecutive polls collapse into one on_change, after the directory holds still."""
+    calls: list[int] = []
+
+    async def on_change() -> None:
+        calls.append(1)
+
+    async def scenario() -> list[bool]:
+        watcher = DirectoryWatcher(policies, on_change)
+        watcher.start()  # baseline only; the test steps poll() itself, no timing involved
+        steps = []
+        for text in ("a: 1\n", "a: 12\n", "a: 123\n"):
+            (policies / "rules.yaml").write_text(text)
+            steps.append(await watcher.poll())
+        steps.append(await watcher.poll())  # unchanged since the last poll: settled
+        steps.append(await watcher.poll())  # nothing new
+        await watcher.stop()
+        return steps
+
+    assert asyncio.run(scenario()) == [False, False, False, True, False]
+    assert len(calls) == 1
+
+
+def test_watcher_survives_failing_callback(policies: Path) -> None:
+    calls: list[int] = []
+
+    async def on_change() -> None:
+        calls.append(1)
+        raise RuntimeError("reload exploded")
+
+    async def scenario() -> None:
+        watcher = DirectoryWatcher(policies, on_change, interval_s=0.02)
+        watcher.start()
+        (policies / "a.yaml").write_text("x\n")
+        await asyncio.sleep(0.15)
+        (policies / "b.yaml").write_text("y\n")
+        await asyncio.sleep(0.15)
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    assert len(calls) == 2
+
+
+# -- SIGHUP --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_sighup_schedules_the_callback() -> None:
+    async def scenario() -> None:
+        fired = asyncio.Event()
+
+        async def callback() -> None:
+            fired.set()
+
+        remove = install_sighup(asyncio.get_running_loop(), callback)
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.wait_for(fired.wait(), timeout=2)
+        finally:
+            remove()
+        remove()  # idempotent
+
+    before = signal.getsignal(signal.SIGHUP)
+    asyncio.run(scenario())
+    assert signal.getsignal(signal.SIGHUP) == before  # the process's own SIGHUP handling is back
+
+
+def test_sighup_outside_main_thread_is_a_no_op() -> None:
+    removes: list[Any] = []
+
+    def in_thread() -> None:
+        async def scenario() -> None:
+            async def callback() -> None:
+                pass
+
+            removes.append(install_sighup(asyncio.get_running_loop(), callback))
+
+        asyncio.run(scenario())
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    assert len(removes) == 1
+    removes[0]()  # safe to call
