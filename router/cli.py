@@ -45,9 +45,8 @@ def _serve(args: argparse.Namespace) -> int:
     from router.logs import configure_logging
     from router.serving import uvicorn_config
     from router.settings import Settings
-    from router.classify.config import load_classifier_policy
     from router.classify.local import load as load_local_model
-    from router.tiers import load_tiers
+    from router.policy.loader import load_policy
 
     settings = Settings.from_env(
         host=args.host,
@@ -64,9 +63,8 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     try:
         # Fail before binding the port, with the file's own message.
-        tiers = load_tiers(settings.policies_dir)
-        policy = load_classifier_policy(settings.policies_dir, tiers)
-        load_local_model(settings.models_dir, policy.model)
+        policy = load_policy(settings.policies_dir)
+        load_local_model(settings.models_dir, policy.classifier.model)
     except ConfigError as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,6 @@ from router.cooldown import Cooldowns
 from router.headers import downstream_headers
 from router.outcome import CAPACITY_STATUSES, Failure, http_failure
 from router.plan import Plan, Target
-from router.tiers import TierTable
 from router.upstream import Outbound
 
 T = TypeVar("T")
@@ -55,28 +54,29 @@ class Dispatcher:
 
     def __init__(
         self,
-        tiers: TierTable,
         cooldowns: Cooldowns,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.tiers = tiers
         self.cooldowns = cooldowns
         self.clock = clock
         self.sleep = sleep
 
-    async def run(self, plan: Plan, attempt: Attempt[T], deadline: float) -> Dispatched[T]:
+    async def run(self, plan: Plan, attempt: Attempt[T], deadline: float, cooldown_s: float) -> Dispatched[T]:
+        """Try ``plan``'s targets. ``cooldown_s``: how long a 429/529 without retry-after cools a model."""
         result: Dispatched[T] = Dispatched()
         for target in plan.targets:
             if self.clock() >= deadline:
                 break
-            if await self._try(target, attempt, deadline, result):
+            if await self._try(target, attempt, deadline, result, cooldown_s):
                 return result
         if result.final is None:
-            await self._wait_and_retry(plan, attempt, deadline, result)
+            await self._wait_and_retry(plan, attempt, deadline, result, cooldown_s)
         return result
 
-    async def _try(self, target: Target, attempt: Attempt[T], deadline: float, result: Dispatched[T]) -> bool:
+    async def _try(
+        self, target: Target, attempt: Attempt[T], deadline: float, result: Dispatched[T], cooldown_s: float
+    ) -> bool:
         """One attempt; True when the request is settled (success or a non-retryable failure)."""
         outcome = await attempt(target, deadline)
         if isinstance(outcome, Failure):
@@ -86,7 +86,7 @@ class Dispatcher:
                 result.target = target
                 return True
             if outcome.status in CAPACITY_STATUSES:
-                wait = outcome.retry_after if outcome.retry_after is not None else self.tiers.default_cooldown_seconds
+                wait = outcome.retry_after if outcome.retry_after is not None else cooldown_s
                 self.cooldowns.mark(target.model, wait, outcome.status, self.clock())
             result.failures.append(outcome)
             return False
@@ -96,7 +96,9 @@ class Dispatcher:
         result.target = target
         return True
 
-    async def _wait_and_retry(self, plan: Plan, attempt: Attempt[T], deadline: float, result: Dispatched[T]) -> None:
+    async def _wait_and_retry(
+        self, plan: Plan, attempt: Attempt[T], deadline: float, result: Dispatched[T], cooldown_s: float
+    ) -> None:
         """Every target failed: if one asked for a short enough retry-after, wait it out once and retry it."""
         waits = [
             f for f in result.failures if f.retry_after is not None and f.status in CAPACITY_STATUSES
@@ -105,11 +107,11 @@ class Dispatcher:
             return
         best = min(waits, key=lambda f: f.retry_after or 0.0)
         wait = best.retry_after or 0.0
-        if wait > self.tiers.max_retry_wait_seconds or self.clock() + wait >= deadline:
+        if wait > plan.max_retry_wait_seconds or self.clock() + wait >= deadline:
             return
         target = next(t for t in plan.targets if t.model == best.model)
         await self.sleep(wait)
-        await self._try(target, attempt, deadline, result)
+        await self._try(target, attempt, deadline, result, cooldown_s)
 
 
 async def attempt_json(

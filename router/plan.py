@@ -1,19 +1,20 @@
-"""The decision point: a pure function from (request view, tier table, upstream health) to ordered targets.
+"""The decision point: a pure function from (request facts, policy, tenant, upstream health) to ordered
+targets, the rule that decided and why.
 
 Same input, same plan. No I/O, no clock reads, no mutation: ``explain`` and policy tests call it directly,
-and the dispatcher only executes what it returns. The classifier and the rule engine plug in here later;
-until then the rules are the documented defaults below.
+and the dispatcher only executes what it returns.
 
-What the request's ``model`` field means:
+How a rule's ``then.tier`` becomes targets:
 
-* ``auto`` -- the router decides: with a classification, the tier the classifier policy maps its
-  complexity to (rule ``auto-classified``); without one, the table's ``default_tier`` (rule ``auto-default``).
-* a tier name (``haiku``, ``sonnet``, ``opus``) -- that tier's primary model, then its fallback tiers
-  (rule ``tier-alias``).
-* a model id listed by a tier -- exactly that model first, then the tier's fallback tiers
-  (rule ``explicit-model``).
-* any other model id -- forwarded unchanged to that model, with no fallback (rule ``passthrough``): the
-  router will not guess a tier from a name it does not know.
+* a tier name -- that tier's primary model, then ``then.fallback`` (or the tier's own fallbacks);
+* ``by_complexity`` -- the tier ``classifier.yaml`` maps the classified complexity to (the table's
+  ``default_tier`` when the request was not classified);
+* ``requested`` -- what the client named: a tier name -> that tier; a model the table lists -> exactly that
+  model first, then its tier's fallbacks; ``auto`` -> ``by_complexity``; any other model id -> forwarded
+  unchanged with no fallback (the router will not guess a tier from a name it does not know).
+
+Then the rule's ``floor`` and ``cap`` and the tenant's allowed tiers remove targets, and models cooling
+down after a 429/529 are moved aside.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from collections.abc import Mapping
 
 import msgspec
 
-from router.classify.schema import Classification
+from router.errors import ClientFacingError
+from router.policy.loader import Policy
+from router.policy.model import BY_COMPLEXITY, REQUESTED, Action, Tenant
+from router.policy.rules import Facts, decide
 from router.tiers import TierTable
-from router.view import RequestView
 
 AUTO = "auto"
 PROVIDER = "anthropic"
@@ -38,70 +41,112 @@ class Target(msgspec.Struct, frozen=True):
     provider: str = PROVIDER
 
 
-class Plan(msgspec.Struct, frozen=True):
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
     targets: tuple[Target, ...]
     """Targets to try, in order. Empty when every candidate is cooling down."""
     cooling: tuple[Target, ...]
     """Candidates skipped because they are cooling down after a 429/529."""
     tier: str | None
     rule: str
+    """The deciding rule's key: its name, or ``tenant/name`` for a tenant override."""
+    origin: str
+    """Where the rule is defined, ``file:line``."""
     reason: str
+    skipped: tuple[tuple[str, str], ...] = ()
+    """Rules tried before the winner and the condition each failed on."""
+    action: Action | None = None
+    max_retry_wait_seconds: float = 0.0
 
 
-def _chain(table: TierTable, first_model: str, tier_name: str) -> list[Target]:
-    targets = [Target(first_model, tier_name)]
-    for other in table.tiers[tier_name].fallback:
+class NoAllowedTarget(ClientFacingError):
+    """The rule's floor or cap, or the tenant's allowed tiers, leave nothing to send the request to."""
+
+    status = 403
+
+
+def _chain(table: TierTable, first_model: str, tier: str, fallback: tuple[str, ...] | None) -> list[Target]:
+    targets = [Target(first_model, tier)]
+    for other in table.tiers[tier].fallback if fallback is None else fallback:
         targets.append(Target(table.tiers[other].primary, other))
     return targets
 
 
-def candidates(
-    view: RequestView,
-    table: TierTable,
-    classification: Classification | None = None,
-    complexity_tiers: Mapping[str, str] | None = None,
-) -> tuple[list[Target], str | None, str, str]:
-    """Ordered candidate targets before health is considered, with tier, rule and reason."""
-    requested = view.model
-    if requested == AUTO and classification is not None and complexity_tiers:
-        tier = complexity_tiers[classification.complexity]
-        reason = (
-            f"{classification.category}/{classification.complexity} "
-            f"({classification.stage}, confidence {classification.confidence:.2f}) -> {tier}"
-        )
-        return _chain(table, table.tiers[tier].primary, tier), tier, "auto-classified", reason
-    if requested == AUTO:
-        tier = table.default_tier
-        return _chain(table, table.tiers[tier].primary, tier), tier, "auto-default", f"auto -> default tier {tier}"
-    if requested in table.tiers:
-        return (
-            _chain(table, table.tiers[requested].primary, requested),
-            requested,
-            "tier-alias",
-            f"model names tier {requested}",
-        )
-    tier = table.tier_of_model(requested)
-    if tier is not None:
-        return _chain(table, requested, tier), tier, "explicit-model", f"{requested} belongs to tier {tier}"
-    return [Target(requested, None)], None, "passthrough", f"{requested} is not in the tier table: no fallback"
+def _resolve(facts: Facts, policy: Policy, action: Action) -> tuple[list[Target], str]:
+    table = policy.tiers
+    tier = action.tier
+    requested = facts.model
+    if tier == REQUESTED and requested != AUTO:
+        if requested in table.tiers:
+            return _chain(table, table.tiers[requested].primary, requested, action.fallback), f"model names tier {requested}"
+        owner = table.tier_of_model(requested)
+        if owner is not None:
+            return _chain(table, requested, owner, action.fallback), f"{requested} belongs to tier {owner}"
+        return [Target(requested, None)], f"{requested} is not in the tier table: forwarded as named, no fallback"
+    if tier in (REQUESTED, BY_COMPLEXITY):
+        c = facts.classification
+        if c is None:
+            tier = table.default_tier
+            why = f"not classified -> default tier {tier}"
+        else:
+            tier = policy.classifier.complexity_tiers[c.complexity]
+            why = f"{c.category}/{c.complexity} ({c.stage}, confidence {c.confidence:.2f}) -> {tier}"
+        return _chain(table, table.tiers[tier].primary, tier, action.fallback), why
+    return _chain(table, table.tiers[tier].primary, tier, action.fallback), f"rule sends to tier {tier}"
+
+
+def _allowed(target: Target, table: TierTable, action: Action, tenant: Tenant | None) -> bool:
+    if target.tier is None:
+        # A model outside the table has no rank: only unrestricted rules and tenants may reach it.
+        return action.floor is None and action.cap is None and not (tenant and tenant.allowed_tiers)
+    rank = table.rank(target.tier)
+    if action.floor is not None and rank < table.rank(action.floor):
+        return False
+    if action.cap is not None and rank > table.rank(action.cap):
+        return False
+    return not (tenant and tenant.allowed_tiers and target.tier not in tenant.allowed_tiers)
 
 
 def plan(
-    view: RequestView,
-    table: TierTable,
+    facts: Facts,
+    policy: Policy,
     cooling_until: Mapping[str, float],
     now: float,
-    classification: Classification | None = None,
-    complexity_tiers: Mapping[str, str] | None = None,
+    tenant: Tenant | None = None,
 ) -> Plan:
     """Order the targets for one request. ``cooling_until`` maps model id -> monotonic time it is usable."""
-    targets, tier, rule, reason = candidates(view, table, classification, complexity_tiers)
+    verdict = decide(policy.rules, facts, tenant.rules if tenant else ())
+    action = verdict.rule.then
+    table = policy.tiers
+    candidates, reason = _resolve(facts, policy, action)
+    allowed = [t for t in candidates if _allowed(t, table, action, tenant)]
+    if not allowed:
+        # The preferred tiers are all out of bounds: answer from the nearest tier the bounds allow.
+        for tier in (action.floor, action.cap):
+            if tier is not None and _allowed(Target(table.tiers[tier].primary, tier), table, action, tenant):
+                allowed = _chain(table, table.tiers[tier].primary, tier, ())
+                reason += f"; bounds moved it to {tier}"
+                break
+    if not allowed:
+        raise NoAllowedTarget(
+            f"rule {verdict.key!r} and the tenant's allowed tiers leave no tier for this request"
+        )
     ready: list[Target] = []
     cooling: list[Target] = []
     seen: set[str] = set()
-    for target in targets:
+    for target in allowed:
         if target.model in seen:
             continue
         seen.add(target.model)
         (cooling if cooling_until.get(target.model, 0.0) > now else ready).append(target)
-    return Plan(tuple(ready), tuple(cooling), tier, rule, reason)
+    wait = action.max_retry_wait_seconds
+    return Plan(
+        targets=tuple(ready),
+        cooling=tuple(cooling),
+        tier=allowed[0].tier,
+        rule=verdict.key,
+        origin=policy.origins.get(verdict.key, "<built-in>"),
+        reason=reason,
+        skipped=verdict.skipped,
+        action=action,
+        max_retry_wait_seconds=table.max_retry_wait_seconds if wait is None else wait,
+    )

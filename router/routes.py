@@ -20,6 +20,7 @@ from router.dispatch import attempt_json
 from router.classify.features import prompt_body
 from router.classify.schema import Classification
 from router.errors import AuthenticationFailed, InvalidRequest, NotFound
+from router.facts import request_facts
 from router.headers import client_credential, upstream_headers
 from router.plan import AUTO, Plan, plan
 from router.replies import failure_reply, json_reply, router_headers, stream_reply
@@ -49,28 +50,32 @@ async def _read(request: Request[Any, Any, Any], *, require_messages: bool) -> P
 async def _forward(request: Request[Any, Any, Any], path: str, *, messages: bool) -> ASGIResponse:
     """Route and relay. ``messages`` is False for count_tokens: no classification, no streaming."""
     svc = _services(request)
+    policy = svc.store.current  # one policy version for the whole request, whatever reloads meanwhile
     parsed = await _read(request, require_messages=True)
     started = svc.clock()
     classification = None
     if messages and parsed.view.model == AUTO:
-        classification = (await svc.triage.classify(parsed.body)).classification
+        triage = await svc.triage.classify(parsed.body, threshold=policy.classifier.confidence_threshold)
+        classification = triage.classification
+    facts = request_facts(parsed, request.headers.items(), None, classification)
     now = svc.clock()
     cooling = svc.cooldowns.active(now)
-    decision = plan(
-        parsed.view, svc.tiers, cooling, now, classification, svc.triage.policy.complexity_tiers
-    )
+    decision = plan(facts, policy, cooling, now)
     out = Outbound(
         svc.upstream,
         svc.settings,
         _path_qs(request, path),
         upstream_headers(request.headers.items(), svc.upstream.api_key),
         parsed,
+        policy.tiers.models,
+        decision.action,
     )
     deadline = started + svc.settings.request_timeout
     extra = _classification_headers(classification)
+    cooldown_s = policy.tiers.default_cooldown_seconds
 
     if messages and parsed.view.stream:
-        result = await svc.dispatcher.run(decision, partial(open_stream, out), deadline)
+        result = await svc.dispatcher.run(decision, partial(open_stream, out), deadline, cooldown_s)
         if result.success is None:
             _log(decision, result, parsed, started, svc)
             return failure_reply(decision, result, svc.clock(), cooling)
@@ -78,7 +83,7 @@ async def _forward(request: Request[Any, Any, Any], path: str, *, messages: bool
         on_end = partial(_log, decision, result, parsed, started, svc)
         return stream_reply({**opened.headers, **router_headers(decision, result), **extra}, relay(opened, on_end))
 
-    result = await svc.dispatcher.run(decision, partial(attempt_json, out), deadline)
+    result = await svc.dispatcher.run(decision, partial(attempt_json, out), deadline, cooldown_s)
     _log(decision, result, parsed, started, svc)
     if result.success is None:
         return failure_reply(decision, result, svc.clock(), cooling)
@@ -114,7 +119,8 @@ def _log(
         return
     target = result.target
     requested = parsed.view.model
-    known = requested == AUTO or requested in svc.tiers.tiers or svc.tiers.tier_of_model(requested) is not None
+    tiers = svc.store.current.tiers
+    known = requested == AUTO or requested in tiers.tiers or tiers.tier_of_model(requested) is not None
     line: dict[str, Any] = {
         "requested": requested if known else "other",
         "tier": target.tier if target else decision.tier,
@@ -148,7 +154,7 @@ async def count_tokens(request: Request[Any, Any, Any]) -> ASGIResponse:
 
 
 def _model_entries(svc: Services) -> list[dict[str, Any]]:
-    tiers = svc.tiers
+    tiers = svc.store.current.tiers
     created = "2025-01-01T00:00:00Z"
     default = tiers.tiers[tiers.default_tier]
     entries: list[dict[str, Any]] = [
@@ -224,7 +230,9 @@ async def classify(request: Request[Any, Any, Any]) -> ASGIResponse:
     elif not isinstance(body["messages"], list):
         raise InvalidRequest("messages: expected a list")
     local_only = request.query_params.get("local_only") in ("1", "true")
-    result = await _services(request).triage.classify(body, local_only=local_only)
+    svc = _services(request)
+    threshold = svc.store.current.classifier.confidence_threshold
+    result = await svc.triage.classify(body, local_only=local_only, threshold=threshold)
     return json_reply(200, {}, msgspec.json.encode(result.classification))
 
 
@@ -238,11 +246,13 @@ async def livez() -> ASGIResponse:
 async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Ready to take traffic: policies loaded. Never calls Anthropic."""
     svc = _services(request)
+    tiers = svc.store.current.tiers
     details = {
         "status": "ready",
         "upstream": svc.upstream_kind,
-        "tiers": {name: tier.primary for name, tier in svc.tiers.tiers.items()},
-        "default_tier": svc.tiers.default_tier,
+        "policy": svc.store.details(),
+        "tiers": {name: tier.primary for name, tier in tiers.tiers.items()},
+        "default_tier": tiers.default_tier,
         "cooling": sorted(svc.cooldowns.active(svc.clock())),
     }
     return json_reply(200, {}, msgspec.json.encode(details))

@@ -17,7 +17,9 @@ from router.classify.service import Triage, build_triage
 from router.cooldown import Cooldowns
 from router.dispatch import Dispatcher
 from router.settings import Settings
-from router.tiers import TierTable, deprecated_models, load_tiers, sdk_deprecations
+from router.policy.loader import Policy, load_policy
+from router.policy.store import PolicyStore
+from router.tiers import deprecated_models, sdk_deprecations
 from router.upstream import Upstream
 
 log = logging.getLogger("router")
@@ -25,23 +27,26 @@ log = logging.getLogger("router")
 
 class Services:
     def __init__(
-        self, settings: Settings, tiers: TierTable, upstream: Upstream, upstream_kind: str, triage: Triage
+        self,
+        settings: Settings,
+        store: PolicyStore[Policy],
+        upstream: Upstream,
+        upstream_kind: str,
+        triage: Triage,
     ) -> None:
         self.settings = settings
-        self.tiers = tiers
+        self.store = store
         self.triage = triage
         self.upstream = upstream
         self.upstream_kind = upstream_kind
         """``anthropic``, ``custom`` (an explicit --upstream-url) or ``embedded-sim``."""
         self.cooldowns = Cooldowns()
-        self.dispatcher = Dispatcher(tiers, self.cooldowns)
+        self.dispatcher = Dispatcher(self.cooldowns)
         self.clock = time.monotonic
 
 
-@asynccontextmanager
-async def build_services(settings: Settings) -> AsyncIterator[Services]:
-    """Build everything the handlers need; tear it down in reverse order."""
-    tiers = load_tiers(settings.policies_dir)
+def _warn_deprecated(policy: Policy) -> None:
+    tiers = policy.tiers
     for model, date in deprecated_models(tiers, sdk_deprecations()).items():
         primary = any(tier.primary == model for tier in tiers.tiers.values())
         log.warning(
@@ -50,6 +55,14 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             date,
             " -- it is a tier's primary model: move the tier to a newer one" if primary else "",
         )
+
+
+@asynccontextmanager
+async def build_services(settings: Settings) -> AsyncIterator[Services]:
+    """Build everything the handlers need; tear it down in reverse order."""
+    store: PolicyStore[Policy] = PolicyStore(load_policy, settings.policies_dir)
+    policy = store.initial_load()
+    _warn_deprecated(policy)
     sim: Any = None
     if settings.embedded_sim:
         from router.sim.config import SimConfig
@@ -71,8 +84,8 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         else:
             log.info("Forwarding to %s", settings.upstream_url)
     try:
-        async with build_triage(settings, tiers, settings.models_dir, upstream.base_url) as triage:
-            yield Services(settings, tiers, upstream, kind, triage)
+        async with build_triage(settings, policy.classifier, settings.models_dir, upstream.base_url) as triage:
+            yield Services(settings, store, upstream, kind, triage)
     finally:
         await upstream.close()
         if sim is not None:

@@ -12,6 +12,7 @@ import msgspec
 import yaml
 
 from router.errors import ConfigError
+from router.policy.model import ModelInfo
 
 TIERS_FILE = "tiers.yaml"
 RESERVED_NAMES = frozenset({"auto"})
@@ -29,10 +30,17 @@ class Tier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class TierTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Tiers are listed cheapest first: that order is what rule floors and caps compare."""
+
     tiers: dict[str, Tier]
     default_tier: str
     max_retry_wait_seconds: float = 5.0
     default_cooldown_seconds: float = 10.0
+    models: dict[str, ModelInfo] = {}
+    """Prices, limits and features per model id."""
+
+    def rank(self, tier: str) -> int:
+        return list(self.tiers).index(tier)
 
     def tier_of_model(self, model: str) -> str | None:
         """The tier a concrete model id belongs to, or None when the table does not know it."""

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import aiohttp
 
+from collections.abc import Mapping
+
+from router.policy.model import Action, ModelInfo
 from router.settings import Secret, Settings
 from router.view import ParsedRequest, body_for_model
 
@@ -47,22 +50,41 @@ class Upstream:
 
 
 class Outbound:
-    """One client request as it goes upstream: endpoint, headers and timeouts; the body depends on the model."""
+    """One client request as it goes upstream: endpoint, headers and timeouts; the body depends on the
+    target model (its id, its output limit, whether it supports extended thinking)."""
 
-    __slots__ = ("headers", "parsed", "path_qs", "settings", "upstream")
+    __slots__ = ("action", "headers", "models", "parsed", "path_qs", "settings", "upstream")
 
     def __init__(
-        self, upstream: Upstream, settings: Settings, path_qs: str, headers: dict[str, str], parsed: ParsedRequest
+        self,
+        upstream: Upstream,
+        settings: Settings,
+        path_qs: str,
+        headers: dict[str, str],
+        parsed: ParsedRequest,
+        models: Mapping[str, ModelInfo] | None = None,
+        action: Action | None = None,
     ) -> None:
         self.upstream = upstream
         self.settings = settings
         self.path_qs = path_qs
         self.headers = headers
         self.parsed = parsed
+        self.models = models or {}
+        self.action = action
 
     @property
     def url(self) -> str:
         return self.upstream.url(self.path_qs)
 
     def body(self, model: str) -> bytes:
-        return body_for_model(self.parsed, model)
+        info = self.models.get(model)
+        action = self.action
+        if info is None or action is None:
+            return body_for_model(self.parsed, model)
+        return body_for_model(
+            self.parsed,
+            model,
+            info.max_output_tokens if action.clamp_max_tokens else None,
+            action.drop_unsupported and "thinking" not in info.features,
+        )

@@ -56,8 +56,22 @@ def parse_request(raw: bytes, *, require_messages: bool = True) -> ParsedRequest
     return ParsedRequest(view=view, body=body, raw=raw)
 
 
-def body_for_model(parsed: ParsedRequest, model: str) -> bytes:
-    """The bytes to send for ``model``: the client's own bytes when the model is unchanged."""
-    if parsed.view.model == model:
+def body_for_model(
+    parsed: ParsedRequest, model: str, max_output_tokens: int | None = None, drop_thinking: bool = False
+) -> bytes:
+    """The bytes to send to ``model``: the client's own bytes when nothing changes. Otherwise the model is
+    set, ``max_tokens`` lowered to ``max_output_tokens`` if it is above it, and ``thinking`` removed when
+    ``drop_thinking`` (a target that does not support it)."""
+    changes: dict[str, Any] = {}
+    if parsed.view.model != model:
+        changes["model"] = model
+    limit = parsed.view.max_tokens
+    if max_output_tokens is not None and limit is not None and limit > max_output_tokens:
+        changes["max_tokens"] = max_output_tokens
+    drop = drop_thinking and "thinking" in parsed.body
+    if not changes and not drop:
         return parsed.raw
-    return msgspec.json.encode({**parsed.body, "model": model})
+    body = {**parsed.body, **changes}
+    if drop:
+        del body["thinking"]
+    return msgspec.json.encode(body)

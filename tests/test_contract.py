@@ -13,12 +13,14 @@ import json
 import anthropic
 import pytest
 
-from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, post, sdk_client
+from router.policy.loader import load_policy
+from tests.conftest import CLIENT_KEY, ROOT, UPSTREAM_KEY, post, sdk_client
 
 MESSAGES = [{"role": "user", "content": "Name three prime numbers."}]
 
 
 VERSIONS = ["2023-06-01", "2026-10-21"]
+RULE_NAMES = {rule.name for rule in load_policy(ROOT / "policies").rules}
 AUTH = ["x-api-key", "bearer"]
 
 
@@ -48,7 +50,7 @@ def test_sync_client_create_stream_count(router, sim, version, auth):
     assert message.content[0].type == "text" and message.content[0].text
     assert message.usage.input_tokens > 0
     assert raw.headers["x-router-tier"] in ("haiku", "sonnet", "opus")
-    assert raw.headers["x-router-rule"] == "auto-classified"
+    assert raw.headers["x-router-rule"] in RULE_NAMES
     assert raw.headers["x-router-attempts"] == f"{routed}:200"
     assert raw.headers["request-id"].startswith("req_sim_")
     assert sim.requests()[-1]["body"]["model"] == routed
@@ -144,7 +146,7 @@ def test_concrete_model_bytes_forwarded_verbatim(router, sim):
     """When the request already names the model the router sends to, its body is not re-encoded."""
     body = b'{"model":"claude-haiku-4-5","max_tokens":8,  "messages":[{"role":"user","content":"caf\\u00e9"}],"z":1e2}'
     status, headers, _ = post(router.url + "/v1/messages", body, {"x-api-key": CLIENT_KEY})
-    assert status == 200 and headers["x-router-rule"] == "explicit-model"
+    assert status == 200 and headers["x-router-rule"] == "default" and headers["x-router-tier"] == "haiku"
     seen = sim.requests()[-1]
     assert seen["body"]["messages"][0]["content"] == "café" and seen["body"]["z"] == 100.0
     assert seen["headers"]["content-length"] == str(len(body)), "same bytes: spacing and 1e2 kept"
@@ -163,7 +165,8 @@ def test_unknown_model_passes_through_and_upstream_404_is_relayed(router, sim):
     client = sdk_client(router)
     with pytest.raises(anthropic.NotFoundError) as info:
         client.messages.create(model="claude-does-not-exist-1", max_tokens=8, messages=MESSAGES)
-    assert info.value.response.headers["x-router-rule"] == "passthrough"
+    assert info.value.response.headers["x-router-rule"] == "default"
+    assert "x-router-tier" not in info.value.response.headers
     assert info.value.response.headers["x-router-attempts"] == "claude-does-not-exist-1:404"
     assert info.value.body["error"]["type"] == "not_found_error"
     assert sim.models_seen() == ["claude-does-not-exist-1"]

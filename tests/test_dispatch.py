@@ -7,11 +7,12 @@ from router.cooldown import Cooldowns
 from router.dispatch import Dispatcher, transport_failure
 from router.outcome import http_failure
 from router.plan import plan
-from router.tiers import load_tiers
-from router.view import RequestView
+from router.policy.loader import load_policy
+from router.policy.rules import Facts
 
-TABLE = load_tiers(Path(__file__).resolve().parent.parent / "policies")
-VIEW = RequestView(model="opus")
+POLICY = load_policy(Path(__file__).resolve().parent.parent / "policies")
+TABLE = POLICY.tiers
+FACTS = Facts(model="opus", input_tokens=10, max_tokens=10, tools=False, images=False, documents=False, thinking=False, stream=False)
 
 
 class Clock:
@@ -39,8 +40,8 @@ def scripted(outcomes):
 
 
 def run(dispatcher, attempt, deadline=1e9):
-    decision = plan(VIEW, TABLE, dispatcher.cooldowns.active(dispatcher.clock()), dispatcher.clock())
-    return asyncio.run(dispatcher.run(decision, attempt, deadline)), decision
+    decision = plan(FACTS, POLICY, dispatcher.cooldowns.active(dispatcher.clock()), dispatcher.clock())
+    return asyncio.run(dispatcher.run(decision, attempt, deadline, TABLE.default_cooldown_seconds)), decision
 
 
 def limited(model, retry_after=None, status=429):
@@ -50,7 +51,7 @@ def limited(model, retry_after=None, status=429):
 
 def test_overload_without_retry_after_cools_down_for_the_default():
     clock = Clock()
-    dispatcher = Dispatcher(TABLE, Cooldowns(), clock, clock.sleep)
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
     attempt, calls = scripted({"claude-opus-4-8": [limited("claude-opus-4-8", status=529)], "claude-sonnet-4-6": ["ok"]})
     result, _ = run(dispatcher, attempt)
     assert result.success == "ok" and calls == ["claude-opus-4-8", "claude-sonnet-4-6"]
@@ -62,7 +63,7 @@ def test_overload_without_retry_after_cools_down_for_the_default():
 
 def test_waits_out_the_shortest_retry_after_when_everything_failed():
     clock = Clock()
-    dispatcher = Dispatcher(TABLE, Cooldowns(), clock, clock.sleep)
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
     attempt, calls = scripted(
         {
             "claude-opus-4-8": [limited("claude-opus-4-8", 4)],
@@ -79,7 +80,7 @@ def test_waits_out_the_shortest_retry_after_when_everything_failed():
 
 def test_no_wait_past_the_deadline():
     clock = Clock()
-    dispatcher = Dispatcher(TABLE, Cooldowns(), clock, clock.sleep)
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
     failures = {m: [limited(m, 2)] for m in ("claude-opus-4-8", "claude-sonnet-4-6", "claude-haiku-4-5")}
     attempt, calls = scripted(failures)
     result, _ = run(dispatcher, attempt, deadline=101.0)
@@ -88,7 +89,7 @@ def test_no_wait_past_the_deadline():
 
 def test_non_retryable_failure_stops_the_chain():
     clock = Clock()
-    dispatcher = Dispatcher(TABLE, Cooldowns(), clock, clock.sleep)
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
     attempt, calls = scripted({"claude-opus-4-8": [http_failure("claude-opus-4-8", 400, b"{}", {})]})
     result, _ = run(dispatcher, attempt)
     assert calls == ["claude-opus-4-8"] and result.final.status == 400 and result.attempts == [("claude-opus-4-8", "400")]
@@ -96,7 +97,7 @@ def test_non_retryable_failure_stops_the_chain():
 
 def test_deadline_already_passed_tries_nothing():
     clock = Clock()
-    dispatcher = Dispatcher(TABLE, Cooldowns(), clock, clock.sleep)
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
     attempt, calls = scripted({})
     result, _ = run(dispatcher, attempt, deadline=50.0)
     assert calls == [] and result.success is None and result.failures == []

@@ -94,9 +94,13 @@ class Cascade:
         self.threshold = threshold
         self.stats = CascadeStats()
 
-    async def classify(self, body: dict[str, Any], *, local_only: bool = False) -> CascadeResult:
+    async def classify(
+        self, body: dict[str, Any], *, local_only: bool = False, threshold: float | None = None
+    ) -> CascadeResult:
+        """``threshold`` overrides the construction-time one (the policy's, which hot reload may change)."""
         local = self.local.classify(body)
-        if local.confidence >= self.threshold or self.haiku is None or local_only:
+        limit = self.threshold if threshold is None else threshold
+        if local.confidence >= limit or self.haiku is None or local_only:
             result = CascadeResult(classification=local, local=local, haiku=None)
         else:
             haiku = await self.haiku.classify(body)

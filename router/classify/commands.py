@@ -167,8 +167,8 @@ def _classify(args: argparse.Namespace) -> int:
     import asyncio
 
     from router.classify.service import build_triage
+    from router.policy.loader import load_policy
     from router.settings import Settings
-    from router.tiers import load_tiers
 
     settings = Settings.from_env(policies_dir=args.policies)
     bodies = read_bodies(sys.stdin)
@@ -177,7 +177,7 @@ def _classify(args: argparse.Namespace) -> int:
         _log("no ANTHROPIC_API_KEY or ROUTER_UPSTREAM_URL: classifying with the local model only")
 
     async def main() -> None:
-        async with build_triage(settings, load_tiers(settings.policies_dir), args.models) as triage:
+        async with build_triage(settings, load_policy(settings.policies_dir).classifier, args.models) as triage:
             for body in bodies:
                 result = await triage.cascade.classify(body, local_only=local_only)
                 sys.stdout.write(msgspec.json.encode(result.classification).decode() + "\n")

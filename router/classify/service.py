@@ -16,10 +16,9 @@ from typing import Any
 import msgspec
 
 from router.classify.cascade import Cascade, CascadeResult
-from router.classify.config import ClassifierPolicy, load_classifier_policy
+from router.classify.config import ClassifierPolicy
 from router.classify.local import LocalModel, load
 from router.settings import Settings
-from router.tiers import TierTable
 
 log = logging.getLogger("router.triage")
 
@@ -52,8 +51,10 @@ class Triage:
         self.cascade = cascade
         self.sink = sink
 
-    async def classify(self, body: dict[str, Any], *, local_only: bool = False) -> CascadeResult:
-        result = await self.cascade.classify(body, local_only=local_only)
+    async def classify(
+        self, body: dict[str, Any], *, local_only: bool = False, threshold: float | None = None
+    ) -> CascadeResult:
+        result = await self.cascade.classify(body, local_only=local_only, threshold=threshold)
         if self.sink is not None:
             try:
                 self.sink.record(body, result)
@@ -64,13 +65,14 @@ class Triage:
 
 @asynccontextmanager
 async def build_triage(
-    settings: Settings, tiers: TierTable, models_dir: Path, upstream_url: str | None = None
+    settings: Settings, policy: ClassifierPolicy, models_dir: Path, upstream_url: str | None = None
 ) -> AsyncIterator[Triage]:
-    """Triage for the process. ``upstream_url`` overrides where the Haiku call goes (the embedded sim)."""
+    """Triage for the process, from the classifier settings at start-up (the model and the Haiku call; the
+    threshold is read from the current policy per request). ``upstream_url`` overrides where the Haiku
+    call goes (the embedded simulator)."""
     from router.classify.breaker import CircuitBreaker
     from router.classify.haiku import HaikuClassifier, HaikuSettings, make_client
 
-    policy = load_classifier_policy(settings.policies_dir, tiers)
     local = load(models_dir, policy.model)
     client = None
     haiku = None

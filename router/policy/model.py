@@ -16,7 +16,8 @@ import msgspec
 
 # What a rule's ``then.tier`` may name besides a tier.
 REQUESTED = "requested"
-"""Honour the model the client named: that exact model first, then its tier's chain (``auto`` cannot)."""
+"""Honour the model the client named: that exact model first, then its tier's chain. For ``auto`` there is
+nothing to honour, so it means ``by_complexity``."""
 BY_COMPLEXITY = "by_complexity"
 """The tier ``classifier.yaml`` maps the request's classified complexity to."""
 

@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 import yaml
 
+from router.errors import ConfigError
+
 Path_ = tuple[str | int, ...]
 
 
@@ -37,7 +39,7 @@ class Problem(msgspec.Struct, frozen=True):
         return f"{self.position}: {self.message}" + (f" (hint: {self.hint})" if self.hint else "")
 
 
-class PolicyError(Exception):
+class PolicyError(ConfigError):
     """The policy set is invalid. Carries every problem found, each with file:line:column."""
 
     def __init__(self, problems: list[Problem]) -> None:
