@@ -47,6 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
     from router.settings import Settings
     from router.classify.local import load as load_local_model
     from router.policy.loader import load_policy
+    from router.policy.tenants import check_bind
 
     settings = Settings.from_env(
         host=args.host,
@@ -65,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Fail before binding the port, with the file's own message.
         policy = load_policy(settings.policies_dir)
         load_local_model(settings.models_dir, policy.classifier.model)
+        check_bind(settings.host, policy.tenants)
     except ConfigError as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 2

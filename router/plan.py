@@ -112,12 +112,17 @@ def plan(
     cooling_until: Mapping[str, float],
     now: float,
     tenant: Tenant | None = None,
+    budget_tier: str | None = None,
 ) -> Plan:
-    """Order the targets for one request. ``cooling_until`` maps model id -> monotonic time it is usable."""
+    """Order the targets for one request. ``cooling_until`` maps model id -> monotonic time it is usable.
+    ``budget_tier``: the tenant is over budget with ``downgrade``; nothing above this tier may answer."""
     verdict = decide(policy.rules, facts, tenant.rules if tenant else ())
     action = verdict.rule.then
     table = policy.tiers
     candidates, reason = _resolve(facts, policy, action)
+    if budget_tier is not None:
+        action = msgspec.structs.replace(action, cap=budget_tier, floor=None)
+        reason += f"; monthly budget exceeded: capped at {budget_tier}"
     allowed = [t for t in candidates if _allowed(t, table, action, tenant)]
     if not allowed:
         # The preferred tiers are all out of bounds: answer from the nearest tier the bounds allow.

@@ -19,13 +19,17 @@ from litestar.response.base import ASGIResponse
 from router.dispatch import attempt_json
 from router.classify.features import prompt_body
 from router.classify.schema import Classification
-from router.errors import AuthenticationFailed, InvalidRequest, NotFound
+from router.errors import AuthenticationFailed, ClientFacingError, InvalidRequest, NotFound
 from router.facts import request_facts
 from router.headers import client_credential, upstream_headers
 from router.plan import AUTO, Plan, plan
 from router.replies import failure_reply, json_reply, router_headers, stream_reply
 from router.services import Services
 from router.stream import StreamStats, open_stream, relay
+from router.policy.limits import RateLimited
+from router.policy.loader import Policy
+from router.policy.spend import EXCEEDED_DOWNGRADE, EXCEEDED_REJECT, BudgetExceeded, cost_usd
+from router.policy.tenants import TenantView, hash_key
 from router.upstream import Outbound
 from router.view import ParsedRequest, parse_request
 
@@ -41,26 +45,82 @@ def _path_qs(request: Request[Any, Any, Any], path: str) -> str:
     return path + "?" + query.decode("latin-1") if query else path
 
 
-async def _read(request: Request[Any, Any, Any], *, require_messages: bool) -> ParsedRequest:
-    if client_credential(request.headers.items()) is None:
+def _tenant(request: Request[Any, Any, Any], svc: Services, policy: Policy) -> TenantView:
+    """Who is calling: the tenant the key maps to (401 for an unknown key unless the policy is open)."""
+    key = client_credential(request.headers.items())
+    if key is None and not policy.tenants.open_mode:
         raise AuthenticationFailed("missing credentials: send your key in x-api-key or Authorization: Bearer")
-    return parse_request(await request.body(), require_messages=require_messages)
+    return svc.tenants(policy).resolve(key)
+
+
+def _admit(svc: Services, who: TenantView, estimated_tokens: int) -> str | None:
+    """Rate limit and budget; returns the tier to downgrade to when the budget says so."""
+    tenant = who.tenant
+    if tenant is None:
+        return None
+    decision = svc.limiter.check(who.name, tenant.rate_limit, estimated_tokens)
+    if not decision.admitted:
+        raise RateLimited.from_decision(who.name, decision)
+    budget = svc.ledger.check(who.name, tenant.budget)
+    if budget.status == EXCEEDED_REJECT:
+        svc.limiter.settle(who.name, tenant.rate_limit, 0, estimated_tokens)
+        raise BudgetExceeded.for_tenant(who.name, budget)
+    return budget.downgrade_tier if budget.status == EXCEEDED_DOWNGRADE else None
+
+
+def _account(
+    svc: Services, policy: Policy, who: TenantView, estimated: int, model: str | None, usage: dict[str, int]
+) -> None:
+    """After the answer: correct the token bucket to what was used and add the cost to the budget."""
+    tenant = who.tenant
+    if tenant is None:
+        return
+    used = sum(usage.values())
+    svc.limiter.settle(who.name, tenant.rate_limit, used, estimated)
+    info = policy.tiers.models.get(model or "")
+    if info is not None and used:
+        svc.ledger.add(
+            who.name,
+            cost_usd(
+                info,
+                usage.get("input_tokens", 0),
+                usage.get("output_tokens", 0),
+                usage.get("cache_read_input_tokens", 0),
+                usage.get("cache_creation_input_tokens", 0),
+            ),
+        )
+
+
+def _usage(body: bytes) -> dict[str, int]:
+    try:
+        usage = msgspec.json.decode(body).get("usage") or {}
+    except (msgspec.DecodeError, AttributeError):
+        return {}
+    return {k: v for k, v in usage.items() if isinstance(v, int)}
 
 
 async def _forward(request: Request[Any, Any, Any], path: str, *, messages: bool) -> ASGIResponse:
     """Route and relay. ``messages`` is False for count_tokens: no classification, no streaming."""
     svc = _services(request)
     policy = svc.store.current  # one policy version for the whole request, whatever reloads meanwhile
-    parsed = await _read(request, require_messages=True)
+    who = _tenant(request, svc, policy)
+    parsed = parse_request(await request.body(), require_messages=True)
     started = svc.clock()
+    estimated = len(parsed.raw) // 4
+    # count_tokens is free and rate-limited separately upstream: no tenant limits or budget there.
+    downgrade = _admit(svc, who, estimated) if messages else None
     classification = None
     if messages and parsed.view.model == AUTO:
         triage = await svc.triage.classify(parsed.body, threshold=policy.classifier.confidence_threshold)
         classification = triage.classification
-    facts = request_facts(parsed, request.headers.items(), None, classification)
+    facts = request_facts(parsed, request.headers.items(), who.name, classification)
     now = svc.clock()
     cooling = svc.cooldowns.active(now)
-    decision = plan(facts, policy, cooling, now)
+    try:
+        decision = plan(facts, policy, cooling, now, who.tenant, downgrade)
+    except ClientFacingError:
+        _account(svc, policy, who, estimated, None, {})
+        raise
     out = Outbound(
         svc.upstream,
         svc.settings,
@@ -78,16 +138,26 @@ async def _forward(request: Request[Any, Any, Any], path: str, *, messages: bool
         result = await svc.dispatcher.run(decision, partial(open_stream, out), deadline, cooldown_s)
         if result.success is None:
             _log(decision, result, parsed, started, svc)
+            _account(svc, policy, who, estimated, None, {})
             return failure_reply(decision, result, svc.clock(), cooling)
         opened = result.success
-        on_end = partial(_log, decision, result, parsed, started, svc)
+        answered = result.target.model if result.target else None
+
+        def on_end(stats: StreamStats) -> None:
+            _log(decision, result, parsed, started, svc, stats)
+            usage = {"input_tokens": stats.input_tokens, "output_tokens": stats.output_tokens}
+            _account(svc, policy, who, estimated, answered, usage)
+
         return stream_reply({**opened.headers, **router_headers(decision, result), **extra}, relay(opened, on_end))
 
     result = await svc.dispatcher.run(decision, partial(attempt_json, out), deadline, cooldown_s)
     _log(decision, result, parsed, started, svc)
     if result.success is None:
+        _account(svc, policy, who, estimated, None, {})
         return failure_reply(decision, result, svc.clock(), cooling)
     reply = result.success
+    if messages and who.tenant is not None:
+        _account(svc, policy, who, estimated, result.target.model if result.target else None, _usage(reply.body))
     return json_reply(reply.status, {**reply.headers, **router_headers(decision, result), **extra}, reply.body)
 
 
@@ -210,8 +280,8 @@ async def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) ->
 
 
 async def _read_auth_only(request: Request[Any, Any, Any]) -> None:
-    if client_credential(request.headers.items()) is None:
-        raise AuthenticationFailed("missing credentials: send your key in x-api-key or Authorization: Bearer")
+    svc = _services(request)
+    _tenant(request, svc, svc.store.current)
 
 
 @post("/v1/router/classify", status_code=200)
@@ -236,6 +306,20 @@ async def classify(request: Request[Any, Any, Any]) -> ASGIResponse:
     return json_reply(200, {}, msgspec.json.encode(result.classification))
 
 
+@post("/v1/router/admin/reload", status_code=200)
+async def admin_reload(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Reload the policy directory now. Needs the admin key (``ROUTER_ADMIN_KEY_HASH``)."""
+    svc = _services(request)
+    expected = svc.settings.admin_key_hash
+    if expected is None:
+        raise ClientFacingError("the admin endpoint is disabled: set ROUTER_ADMIN_KEY_HASH", status=403)
+    key = client_credential(request.headers.items())
+    if key is None or hash_key(key) != expected:
+        raise AuthenticationFailed("admin key required")
+    result = await svc.store.reload("admin")
+    return json_reply(200 if result.ok else 422, {}, msgspec.json.encode(result))
+
+
 @get("/livez")
 async def livez() -> ASGIResponse:
     """The process answers. No dependency checks: a slow upstream must not get the pod restarted."""
@@ -258,4 +342,4 @@ async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
     return json_reply(200, {}, msgspec.json.encode(details))
 
 
-ROUTES = [create_message, count_tokens, classify, list_models, get_model, livez, readyz]
+ROUTES = [create_message, count_tokens, classify, admin_reload, list_models, get_model, livez, readyz]

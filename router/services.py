@@ -7,8 +7,10 @@ module global.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +20,11 @@ from router.cooldown import Cooldowns
 from router.dispatch import Dispatcher
 from router.settings import Settings
 from router.policy.loader import Policy, load_policy
+from router.policy.limits import RateLimiter
+from router.policy.spend import BudgetLedger
 from router.policy.store import PolicyStore
+from router.policy.tenants import TenantDirectory
+from router.policy.watch import DirectoryWatcher, install_sighup
 from router.tiers import deprecated_models, sdk_deprecations
 from router.upstream import Upstream
 
@@ -43,6 +49,18 @@ class Services:
         self.cooldowns = Cooldowns()
         self.dispatcher = Dispatcher(self.cooldowns)
         self.clock = time.monotonic
+        self.limiter = RateLimiter()
+        self.ledger = BudgetLedger()
+        self._directories: dict[str, TenantDirectory] = {}
+
+    def tenants(self, policy: Policy) -> TenantDirectory:
+        """The key -> tenant map of ``policy`` (built once per policy version)."""
+        directory = self._directories.get(policy.version)
+        if directory is None:
+            directory = TenantDirectory(policy.tenants)
+            self._directories = {policy.version: directory}  # only the current version is kept
+            self.limiter.prune(directory.names())
+        return directory
 
 
 def _warn_deprecated(policy: Policy) -> None:
@@ -61,8 +79,29 @@ def _warn_deprecated(policy: Policy) -> None:
 async def build_services(settings: Settings) -> AsyncIterator[Services]:
     """Build everything the handlers need; tear it down in reverse order."""
     store: PolicyStore[Policy] = PolicyStore(load_policy, settings.policies_dir)
-    policy = store.initial_load()
-    _warn_deprecated(policy)
+
+    async def on_change() -> None:
+        result = await store.reload("watch")
+        if result.changed:
+            _warn_deprecated(store.current)
+
+    # Watch first, so a change that lands while the policy loads is not missed.
+    watcher = DirectoryWatcher(settings.policies_dir, on_change, settings.policy_poll_seconds)
+    watcher.start()
+    remove_sighup: Callable[[], None] = lambda: None  # noqa: E731
+    try:
+        policy = store.initial_load()
+        _warn_deprecated(policy)
+        remove_sighup = install_sighup(asyncio.get_running_loop(), lambda: store.reload("sighup"))
+        async with _upstream_and_triage(settings, store, policy) as services:
+            yield services
+    finally:
+        remove_sighup()
+        await watcher.stop()
+
+
+@asynccontextmanager
+async def _upstream_and_triage(settings: Settings, store: PolicyStore[Policy], policy: Policy) -> AsyncIterator[Services]:
     sim: Any = None
     if settings.embedded_sim:
         from router.sim.config import SimConfig

@@ -47,6 +47,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_idle_timeout: float = 120.0
     """Streams: longest silence between upstream reads once content flows (the API pings meanwhile)."""
     max_body_bytes: int = MAX_BODY_BYTES
+    policy_poll_seconds: float = 1.0
+    """How often the policy directory is checked for changes (hot reload)."""
+    admin_key_hash: str | None = None
+    """``sha256:<hex>`` of the key allowed to call ``POST /v1/router/admin/reload`` (env ROUTER_ADMIN_KEY_HASH)."""
     log_level: str = "INFO"
 
     @classmethod
@@ -60,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         values["upstream_url"] = (url or DEFAULT_UPSTREAM).rstrip("/")
         # The embedded simulator is the newcomer's path: no key and no explicit upstream at all.
         values["embedded_sim"] = key is None and url is None
+        if env.get("ROUTER_ADMIN_KEY_HASH") and "admin_key_hash" not in values:
+            values["admin_key_hash"] = env["ROUTER_ADMIN_KEY_HASH"]
         if "ROUTER_LOG_LEVEL" in env and "log_level" not in values:
             values["log_level"] = env["ROUTER_LOG_LEVEL"]
         return cls(**values)  # type: ignore[arg-type]
