@@ -77,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from router.classify.commands import add_commands as add_classifier_commands
+    from router.policy.commands import add_commands as add_policy_commands
     from router.sim.cli import add_sim_arguments
 
     parser = argparse.ArgumentParser(prog="router", description="Anthropic-compatible tier router")
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     add_sim_arguments(sub.add_parser("sim", help="run the simulated Anthropic upstream"))
     add_classifier_commands(sub)
+    add_policy_commands(sub)
     return parser
 
 
@@ -91,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "policy":
+        from router.policy.commands import run as run_policy
+
+        return run_policy(args)
     if args.command in ("train", "eval", "classify", "calibrate"):
         from router.classify.commands import run
 

@@ -124,6 +124,9 @@ def plan(
         action = msgspec.structs.replace(action, cap=budget_tier, floor=None)
         reason += f"; monthly budget exceeded: capped at {budget_tier}"
     allowed = [t for t in candidates if _allowed(t, table, action, tenant)]
+    removed = [t.tier or t.model for t in candidates if t not in allowed]
+    if removed:
+        reason += "; out of bounds (floor, cap or tenant): " + ", ".join(removed)
     if not allowed:
         # The preferred tiers are all out of bounds: answer from the nearest tier the bounds allow.
         for tier in (action.floor, action.cap):

@@ -30,6 +30,7 @@ from router.policy.limits import RateLimited
 from router.policy.loader import Policy
 from router.policy.spend import EXCEEDED_DOWNGRADE, EXCEEDED_REJECT, BudgetExceeded, cost_usd
 from router.policy.tenants import TenantView, hash_key
+from router.policy.tools import explain
 from router.upstream import Outbound
 from router.view import ParsedRequest, parse_request
 
@@ -306,6 +307,22 @@ async def classify(request: Request[Any, Any, Any]) -> ASGIResponse:
     return json_reply(200, {}, msgspec.json.encode(result.classification))
 
 
+@post("/v1/router/explain", status_code=200)
+async def explain_request(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Where this Messages request would go and why, under the current policy. Nothing is sent upstream;
+    model ``auto`` is classified locally (no Haiku call)."""
+    svc = _services(request)
+    policy = svc.store.current
+    who = _tenant(request, svc, policy)
+    parsed = parse_request(await request.body(), require_messages=True)
+    classification = None
+    if parsed.view.model == AUTO:
+        classification = (await svc.triage.classify(parsed.body, local_only=True)).classification
+    headers = {name.lower(): value for name, value in request.headers.items() if name.lower().startswith(("x-router-", "anthropic-beta"))}
+    report = explain(policy, parsed.body, headers=headers, tenant=who.name if who.tenant else None, classification=classification)
+    return json_reply(200, {}, msgspec.json.encode(report))
+
+
 @post("/v1/router/admin/reload", status_code=200)
 async def admin_reload(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Reload the policy directory now. Needs the admin key (``ROUTER_ADMIN_KEY_HASH``)."""
@@ -342,4 +359,4 @@ async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
     return json_reply(200, {}, msgspec.json.encode(details))
 
 
-ROUTES = [create_message, count_tokens, classify, admin_reload, list_models, get_model, livez, readyz]
+ROUTES = [create_message, count_tokens, classify, explain_request, admin_reload, list_models, get_model, livez, readyz]
