@@ -113,9 +113,11 @@ def plan(
     now: float,
     tenant: Tenant | None = None,
     budget_tier: str | None = None,
+    sticky_model: str | None = None,
 ) -> Plan:
     """Order the targets for one request. ``cooling_until`` maps model id -> monotonic time it is usable.
-    ``budget_tier``: the tenant is over budget with ``downgrade``; nothing above this tier may answer."""
+    ``budget_tier``: the tenant is over budget with ``downgrade``; nothing above this tier may answer.
+    ``sticky_model``: the model that answered this conversation before; a sticky rule tries it first."""
     verdict = decide(policy.rules, facts, tenant.rules if tenant else ())
     action = verdict.rule.then
     table = policy.tiers
@@ -138,6 +140,11 @@ def plan(
         raise NoAllowedTarget(
             f"rule {verdict.key!r} and the tenant's allowed tiers leave no tier for this request"
         )
+    if action.sticky and sticky_model is not None:
+        kept = next((t for t in allowed if t.model == sticky_model), None)
+        if kept is not None and kept is not allowed[0]:
+            allowed = [kept, *(t for t in allowed if t is not kept)]
+            reason += f"; sticky: conversation stays on {sticky_model}"
     ready: list[Target] = []
     cooling: list[Target] = []
     seen: set[str] = set()

@@ -25,6 +25,7 @@ from router.headers import client_credential, upstream_headers
 from router.plan import AUTO, Plan, plan
 from router.replies import failure_reply, json_reply, router_headers, stream_reply
 from router.services import Services
+from router.sticky import conversation_key
 from router.stream import StreamStats, open_stream, relay
 from router.policy.limits import RateLimited
 from router.policy.loader import Policy
@@ -117,8 +118,9 @@ async def _forward(request: Request[Any, Any, Any], path: str, *, messages: bool
     facts = request_facts(parsed, request.headers.items(), who.name, classification)
     now = svc.clock()
     cooling = svc.cooldowns.active(now)
+    conversation = conversation_key(parsed.body, who.name) if messages else None
     try:
-        decision = plan(facts, policy, cooling, now, who.tenant, downgrade)
+        decision = plan(facts, policy, cooling, now, who.tenant, downgrade, svc.sticky.get(conversation))
     except ClientFacingError:
         _account(svc, policy, who, estimated, None, {})
         raise
@@ -143,6 +145,8 @@ async def _forward(request: Request[Any, Any, Any], path: str, *, messages: bool
             return failure_reply(decision, result, svc.clock(), cooling)
         opened = result.success
         answered = result.target.model if result.target else None
+        if decision.action is not None and decision.action.sticky and answered:
+            svc.sticky.remember(conversation, answered)
 
         def on_end(stats: StreamStats) -> None:
             _log(decision, result, parsed, started, svc, stats)
@@ -157,6 +161,8 @@ async def _forward(request: Request[Any, Any, Any], path: str, *, messages: bool
         _account(svc, policy, who, estimated, None, {})
         return failure_reply(decision, result, svc.clock(), cooling)
     reply = result.success
+    if decision.action is not None and decision.action.sticky and result.target is not None:
+        svc.sticky.remember(conversation, result.target.model)
     if messages and who.tenant is not None:
         _account(svc, policy, who, estimated, result.target.model if result.target else None, _usage(reply.body))
     return json_reply(reply.status, {**reply.headers, **router_headers(decision, result), **extra}, reply.body)

@@ -19,6 +19,7 @@ from router.classify.service import Triage, build_triage
 from router.cooldown import Cooldowns
 from router.dispatch import Dispatcher
 from router.settings import Settings
+from router.sticky import StickyModels
 from router.policy.loader import Policy, load_policy
 from router.policy.limits import RateLimiter
 from router.policy.spend import BudgetLedger
@@ -51,6 +52,7 @@ class Services:
         self.clock = time.monotonic
         self.limiter = RateLimiter()
         self.ledger = BudgetLedger()
+        self.sticky = StickyModels()
         self._directories: dict[str, TenantDirectory] = {}
 
     def tenants(self, policy: Policy) -> TenantDirectory:

@@ -214,3 +214,28 @@ def test_twenty_policy_edits_under_traffic_fail_no_request(make_router, tmp_path
     assert failures == []
     assert final["reloads_ok"] >= 10 and final["reloads_failed"] >= 10
     assert len(tiers_seen) > 40
+
+
+STICKY = """rules:
+  - name: sticky-default
+    then: {tier: requested, sticky: true}
+"""
+
+
+def test_sticky_rule_keeps_a_conversation_on_the_model_that_answered_it(make_router, sim):
+    # No cooldown, so only stickiness (not a cooling Opus) can keep the follow-up on Sonnet.
+    tiers = (POLICIES / "tiers.yaml").read_text().replace("default_cooldown_seconds: 10", "default_cooldown_seconds: 0")
+    assert "default_cooldown_seconds: 0" in tiers
+    router = make_router(tiers_yaml=tiers, files={"rules.yaml": STICKY})
+    c = sdk_client(router)
+    first = [{"role": "user", "content": "Plan a migration of our billing database."}]
+    sim.faults({"kind": "overloaded", "model": "claude-opus-4-8", "count": 1})
+    raw = c.messages.with_raw_response.create(model="opus", max_tokens=8, messages=first)
+    assert raw.headers["x-router-model"] == "claude-sonnet-4-6"  # opus overloaded: sonnet answered
+    follow = [*first, {"role": "assistant", "content": "Here is a plan."}, {"role": "user", "content": "go on"}]
+    raw = c.messages.with_raw_response.create(model="opus", max_tokens=8, messages=follow)
+    assert raw.headers["x-router-model"] == "claude-sonnet-4-6", "the conversation stays where its cache is"
+    assert raw.headers["x-router-attempts"] == "claude-sonnet-4-6:200"
+    other = [{"role": "user", "content": "A different conversation."}]
+    raw = c.messages.with_raw_response.create(model="opus", max_tokens=8, messages=other)
+    assert raw.headers["x-router-model"] == "claude-opus-4-8"
