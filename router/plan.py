@@ -123,8 +123,16 @@ def plan(
     table = policy.tiers
     candidates, reason = _resolve(facts, policy, action)
     if budget_tier is not None:
-        action = msgspec.structs.replace(action, cap=budget_tier, floor=None)
-        reason += f"; monthly budget exceeded: capped at {budget_tier}"
+        # Over budget: nothing above budget_tier, but never looser than the rule's own cap; the rule's
+        # floor stays unless the budget tier is below it.
+        cap = budget_tier
+        if action.cap is not None and table.rank(action.cap) < table.rank(budget_tier):
+            cap = action.cap
+        floor = action.floor
+        if floor is not None and table.rank(floor) > table.rank(cap):
+            floor = None
+        action = msgspec.structs.replace(action, cap=cap, floor=floor)
+        reason += f"; monthly budget exceeded: capped at {cap}"
     allowed = [t for t in candidates if _allowed(t, table, action, tenant)]
     removed = [t.tier or t.model for t in candidates if t not in allowed]
     if removed:

@@ -85,20 +85,22 @@ def load_policy(directory: Path) -> Policy:
             problems.extend(exc.problems)
             return None
 
+    if sources[TIERS].data is None:
+        problems.append(Problem(Position(str(directory / TIERS), 1, 1), "the tier table is empty", "define tiers and default_tier"))
     tiers = decode(TIERS, TierTable, None)
     rules_file = decode(RULES, RulesFile, _builtin_rules())
     classifier = decode(CLASSIFIER, ClassifierPolicy, ClassifierPolicy())
     tenants = decode(TENANTS, TenantsFile, TenantsFile())
+    # Cross-file checks run on whatever decoded, so one typo does not hide problems in other files.
+    if isinstance(tiers, TierTable):
+        problems.extend(check_tiers(sources[TIERS], tiers))
+        if isinstance(rules_file, RulesFile) and RULES in sources and sources[RULES].data is not None:
+            problems.extend(check_rules(sources[RULES], rules_file.rules, tiers))
+        if isinstance(classifier, ClassifierPolicy) and CLASSIFIER in sources:
+            problems.extend(check_classifier(sources[CLASSIFIER], classifier, tiers))
+        if isinstance(tenants, TenantsFile) and TENANTS in sources:
+            problems.extend(check_tenants(sources[TENANTS], tenants, tiers))
     if problems or not isinstance(tiers, TierTable):
-        raise PolicyError(problems)
-    problems.extend(check_tiers(sources[TIERS], tiers))
-    if isinstance(rules_file, RulesFile) and RULES in sources:
-        problems.extend(check_rules(sources[RULES], rules_file.rules, tiers))
-    if isinstance(classifier, ClassifierPolicy) and CLASSIFIER in sources:
-        problems.extend(check_classifier(sources[CLASSIFIER], classifier, tiers))
-    if isinstance(tenants, TenantsFile) and TENANTS in sources:
-        problems.extend(check_tenants(sources[TENANTS], tenants, tiers))
-    if problems:
         raise PolicyError(problems)
     assert isinstance(rules_file, RulesFile) and isinstance(classifier, ClassifierPolicy)
     assert isinstance(tenants, TenantsFile)
@@ -122,7 +124,7 @@ def _version(texts: dict[str, str | None]) -> str:
 
 def _origins(sources: dict[str, SourceFile], rules: RulesFile, tenants: TenantsFile) -> dict[str, str]:
     origins: dict[str, str] = {}
-    if RULES in sources:
+    if RULES in sources and sources[RULES].data is not None:
         for index, rule in enumerate(rules.rules):
             position = sources[RULES].at(("rules", index))
             origins[rule.name] = f"{position.file}:{position.line}"

@@ -7,6 +7,7 @@ merges, are errors here.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -125,7 +126,13 @@ def convert(source: SourceFile, kind: type, path: Path_ = ()) -> Any:
         unknown = _unknown_field(str(exc))
         if unknown:
             where = (*where, unknown)
-        raise PolicyError([Problem(source.at((*path, *where)), _message(str(exc)), _hint(str(exc)))]) from None
+        where = _resolve(source, (*path, *where))
+        raise PolicyError([Problem(source.at(where), _message(str(exc)), _hint(str(exc)))]) from None
+
+
+WILDCARD = "..."
+"""msgspec writes a dict value's key as ``[...]``: which key is not in the message."""
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 
 
 def _error_path(message: str) -> Path_:
@@ -135,15 +142,20 @@ def _error_path(message: str) -> Path_:
         return ()
     raw = message.split(marker, 1)[1].rstrip("`")
     parts: list[str | int] = []
-    for piece in raw.replace("[", ".[").split("."):
-        if not piece:
-            continue
-        if piece.startswith("[") and piece.endswith("]"):
-            inner = piece[1:-1]
-            parts.append(int(inner) if inner.isdigit() else inner.strip("'\""))
-        else:
-            parts.append(piece)
+    for name, index in _PATH_PART.findall(raw):
+        parts.append(name if name else (WILDCARD if index == WILDCARD else int(index)))
     return tuple(parts)
+
+
+def _resolve(source: SourceFile, path: Path_) -> Path_:
+    """Fill ``[...]`` wildcards with the first key whose full path exists (for an unknown field, the key
+    that actually holds it), so the problem points at the line to fix."""
+    if WILDCARD not in path:
+        return path
+    for known in source.positions:
+        if len(known) == len(path) and all(p == WILDCARD or p == k for p, k in zip(path, known)):
+            return known
+    return path[: path.index(WILDCARD)]
 
 
 def _unknown_field(message: str) -> str | None:
@@ -161,5 +173,5 @@ def _hint(message: str) -> str:
     if message.startswith("Object contains unknown field"):
         return "check the spelling against policies/README.md; unknown keys are errors so typos cannot pass"
     if message.startswith("Expected"):
-        return "see the key's type in policies/README.md or policy.schema.json"
+        return "see the key's type in policies/README.md or policies/schema/<file>.schema.json"
     return ""

@@ -40,8 +40,12 @@ class Checker:
         if value.min is not None and value.max is not None and value.min > value.max:
             self.add(path, f"impossible range: min {value.min} > max {value.max}", "swap min and max")
         for bound in (value.min, value.max):
-            if bound is not None and ((low is not None and bound < low) or (high is not None and bound > high)):
-                self.add(path, f"{bound} is outside [{low}, {high}]", "this value is a score between 0 and 1")
+            if bound is None or not ((low is not None and bound < low) or (high is not None and bound > high)):
+                continue
+            if high is None:
+                self.add(path, f"{bound:g} is negative", "token counts are 0 or more")
+            else:
+                self.add(path, f"{bound:g} is outside [{low:g}, {high:g}]", "this value is a score between 0 and 1")
 
 
 def check_tiers(source: SourceFile, tiers: TierTable) -> list[Problem]:
@@ -96,7 +100,7 @@ def check_rules(source: SourceFile, rules: tuple[Rule, ...], tiers: TierTable, b
             catch_all = index
         _check_match(c, (*here, "when"), rule, tiers)
         _check_action(c, (*here, "then"), rule, tiers)
-    if require_default and (catch_all is None or catch_all != len(rules) - 1):
+    if require_default and catch_all is None:
         c.add(base, "no default rule: the last rule must have no 'when' conditions so every request matches one", "add '- {name: default, then: {tier: by_complexity}}' at the end")
     return c.problems
 
