@@ -27,6 +27,7 @@ from router.replies import failure_reply, json_reply, router_headers, stream_rep
 from router.services import Services
 from router.sticky import conversation_key
 from router.stream import StreamStats, open_stream, relay
+from router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from router.policy.limits import RateLimited
 from router.policy.loader import Policy
 from router.policy.spend import EXCEEDED_DOWNGRADE, EXCEEDED_REJECT, BudgetExceeded, cost_usd
@@ -343,6 +344,13 @@ async def admin_reload(request: Request[Any, Any, Any]) -> ASGIResponse:
     return json_reply(200 if result.ok else 422, {}, msgspec.json.encode(result))
 
 
+@get("/metrics")
+async def metrics(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Prometheus exposition. Label values come from policy, never from keys or client strings."""
+    body = _services(request).metrics.render()
+    return ASGIResponse(body=body, status_code=200, media_type=METRICS_CONTENT_TYPE)
+
+
 @get("/livez")
 async def livez() -> ASGIResponse:
     """The process answers. No dependency checks: a slow upstream must not get the pod restarted."""
@@ -365,4 +373,15 @@ async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
     return json_reply(200, {}, msgspec.json.encode(details))
 
 
-ROUTES = [create_message, count_tokens, classify, explain_request, admin_reload, list_models, get_model, livez, readyz]
+ROUTES = [
+    create_message,
+    count_tokens,
+    classify,
+    explain_request,
+    admin_reload,
+    list_models,
+    get_model,
+    metrics,
+    livez,
+    readyz,
+]

@@ -18,6 +18,7 @@ from typing import Any
 from router.classify.service import Triage, build_triage
 from router.cooldown import Cooldowns
 from router.dispatch import Dispatcher
+from router.metrics import Metrics
 from router.settings import Settings
 from router.sticky import StickyModels
 from router.policy.loader import Policy, load_policy
@@ -53,6 +54,8 @@ class Services:
         self.limiter = RateLimiter()
         self.ledger = BudgetLedger()
         self.sticky = StickyModels()
+        self.metrics = Metrics()
+        self.metrics.watch_policy(store)
         self._directories: dict[str, TenantDirectory] = {}
 
     def tenants(self, policy: Policy) -> TenantDirectory:

@@ -131,6 +131,11 @@ def readyz(router) -> dict:
         return json.loads(resp.read())
 
 
+def scrape(router) -> str:
+    with urllib.request.urlopen(router.url + "/metrics", timeout=5) as resp:
+        return resp.read().decode()
+
+
 def wait_for(check, timeout: float = 5.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -204,6 +209,7 @@ def test_twenty_policy_edits_under_traffic_fail_no_request(make_router, tmp_path
                 assert status["last_reload"]["ok"] is False
                 assert "rules.yaml:3:" in status["last_reload"]["error"] and "sonnett" in status["last_reload"]["error"]
                 assert status["version"] == before["version"], "the last good policy keeps serving"
+                assert "router_policy_last_reload_ok 0.0" in scrape(router)
                 count = len(tiers_seen)
                 wait_for(lambda: len(tiers_seen) > count + 2)
                 assert tiers_seen[-1] == expected_tier
@@ -213,6 +219,9 @@ def test_twenty_policy_edits_under_traffic_fail_no_request(make_router, tmp_path
     final = readyz(router)["policy"]
     assert failures == []
     assert final["reloads_ok"] >= 10 and final["reloads_failed"] >= 10
+    exposition = scrape(router)
+    assert f'router_policy_reloads_total{{result="failed"}} {float(final["reloads_failed"])}' in exposition
+    assert f'router_policy_info{{version="{final["version"]}"}} 1.0' in exposition
     assert len(tiers_seen) > 40
 
 
