@@ -13,6 +13,9 @@ status that makes the client SDK raise the matching exception class.
         ├── MethodNotAllowed        405 invalid_request_error
         ├── RequestTooLarge         413 request_too_large
         ├── InternalError           500 api_error (a bug in the router; details stay in its log)
+        ├── NoAllowedTarget         403 permission_error (a rule's bounds or the tenant's tiers leave nothing)
+        ├── RateLimited             429 rate_limit_error (a tenant over its own rate limit; retry-after set)
+        ├── BudgetExceeded          429 rate_limit_error (a tenant's monthly budget used up; x-should-retry: false)
         └── UpstreamUnavailable     429/500/502/504/529 synthesized by the router (no upstream body to relay)
 
 Upstream errors that do carry a body are relayed as they came (see ``dispatch``), not wrapped here.
@@ -95,6 +98,20 @@ class RequestTooLarge(ClientFacingError):
 
 class InternalError(ClientFacingError):
     status = 500
+
+
+class NoAllowedTarget(ClientFacingError):
+    status = 403
+
+
+class RateLimited(ClientFacingError):
+    """``x-should-retry: true``: waiting ``retry-after`` does fix it (unlike an exhausted budget)."""
+
+    status = 429
+
+
+class BudgetExceeded(ClientFacingError):
+    status = 429
 
 
 class UpstreamUnavailable(ClientFacingError):

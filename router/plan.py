@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from router.errors import ClientFacingError
+from router.errors import NoAllowedTarget
 from router.policy.loader import Policy
 from router.policy.model import BY_COMPLEXITY, REQUESTED, Action, Tenant
 from router.policy.rules import Facts, decide
@@ -56,12 +56,6 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     """Rules tried before the winner and the condition each failed on."""
     action: Action | None = None
     max_retry_wait_seconds: float = 0.0
-
-
-class NoAllowedTarget(ClientFacingError):
-    """The rule's floor or cap, or the tenant's allowed tiers, leave nothing to send the request to."""
-
-    status = 403
 
 
 def _chain(table: TierTable, first_model: str, tier: str, fallback: tuple[str, ...] | None) -> list[Target]:

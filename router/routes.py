@@ -28,9 +28,9 @@ from router.services import Services
 from router.sticky import conversation_key
 from router.stream import StreamStats, open_stream, relay
 from router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from router.policy.limits import RateLimited
+from router.policy.limits import rate_limited
 from router.policy.loader import Policy
-from router.policy.spend import EXCEEDED_DOWNGRADE, EXCEEDED_REJECT, BudgetExceeded, cost_usd
+from router.policy.spend import EXCEEDED_DOWNGRADE, EXCEEDED_REJECT, budget_exceeded, cost_usd
 from router.policy.tenants import TenantView, hash_key
 from router.policy.tools import explain
 from router.upstream import Outbound
@@ -63,11 +63,11 @@ def _admit(svc: Services, who: TenantView, estimated_tokens: int) -> str | None:
         return None
     decision = svc.limiter.check(who.name, tenant.rate_limit, estimated_tokens)
     if not decision.admitted:
-        raise RateLimited.from_decision(who.name, decision)
+        raise rate_limited(who.name, decision)
     budget = svc.ledger.check(who.name, tenant.budget)
     if budget.status == EXCEEDED_REJECT:
         svc.limiter.settle(who.name, tenant.rate_limit, 0, estimated_tokens)
-        raise BudgetExceeded.for_tenant(who.name, budget)
+        raise budget_exceeded(who.name, budget)
     return budget.downgrade_tier if budget.status == EXCEEDED_DOWNGRADE else None
 
 

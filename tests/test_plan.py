@@ -9,7 +9,7 @@ from router.classify.schema import Classification
 from router.plan import Target, plan
 from router.policy.loader import load_policy
 from router.policy.rules import Facts
-from router.tiers import deprecated_models, load_tiers, parse_tiers
+from router.tiers import deprecated_models, parse_tiers
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from router.classify.schema import CATEGORIES, Classification
-from router.plan import NoAllowedTarget, Plan, Target, plan
+from router.errors import NoAllowedTarget
+from router.plan import Plan, Target, plan
 from router.policy.loader import Policy, load_policy
 from router.policy.model import Match, Range
 from router.policy.rules import Facts, decide, failed_condition

@@ -11,7 +11,6 @@ import shutil
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import anthropic
 import pytest

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from router.errors import AuthenticationFailed, ClientFacingError, ConfigError
-from router.policy.limits import RateLimited, RateLimiter
+from router.policy.limits import RateLimiter, rate_limited
 from router.policy.model import Budget, ModelInfo, RateLimit, Tenant, TenantsFile
 from router.policy.spend import (
     EXCEEDED_DOWNGRADE,
     EXCEEDED_REJECT,
     OK,
-    BudgetExceeded,
+    budget_exceeded,
     BudgetLedger,
     cost_usd,
     month_reset,
@@ -216,7 +216,7 @@ def test_rate_limited_error(wait, header):
     limiter, limit = RateLimiter(clock), RateLimit(requests_per_minute=1)
     limiter.check("acme", limit, 0)
     clock.now += 60 - wait
-    error = RateLimited.from_decision("acme", limiter.check("acme", limit, 0))
+    error = rate_limited("acme", limiter.check("acme", limit, 0))
     assert isinstance(error, ClientFacingError)
     assert error.status == 429 and error.error_type == "rate_limit_error"
     assert error.headers == {"retry-after": header, "x-should-retry": "true"}
@@ -278,7 +278,7 @@ def test_budget_exceeded_error():
     now = at(2027, 3, 10)
     ledger = BudgetLedger(FakeClock(now))
     ledger.add("acme", 10.5)
-    error = BudgetExceeded.for_tenant("acme", ledger.check("acme", Budget(monthly_usd=10.0)))
+    error = budget_exceeded("acme", ledger.check("acme", Budget(monthly_usd=10.0)))
     assert error.status == 429 and error.error_type == "rate_limit_error"
     assert error.headers == {"x-should-retry": "false", "x-router-budget-reset": "2027-04-01T00:00:00Z"}
     assert "'acme'" in error.message and "$10.00" in error.message and "monthly budget" in error.message

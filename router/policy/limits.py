@@ -1,7 +1,7 @@
 """Per-tenant rate limits: token buckets for requests per minute and tokens per minute.
 
 Owns the bucket state of one router process (a ``RateLimiter`` instance built in the app's lifespan) and
-``RateLimited``, the 429 a refused request gets. Each bucket holds at most one minute's allowance (the
+``rate_limited``, the 429 a refused request gets. Each bucket holds at most one minute's allowance (the
 burst) and refills continuously at allowance / 60 per second. Tokens are all tokens a request costs:
 input (including cache reads and writes) plus output. At admission only an estimate is known; ``settle``
 charges the difference once the response's usage is in.
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
-from router.errors import ClientFacingError
+from router.errors import RateLimited
 from router.policy.model import RateLimit
 
 REQUESTS = "requests"
@@ -36,23 +36,15 @@ class Decision(msgspec.Struct, frozen=True):
 ADMIT = Decision(True)
 
 
-class RateLimited(ClientFacingError):
-    """429 rate_limit_error for a tenant over its own limit in ``tenants.yaml``.
-
-    ``x-should-retry: true`` because waiting ``retry-after`` does fix it (unlike an exhausted budget).
-    """
-
-    status = 429
-
-    @classmethod
-    def from_decision(cls, tenant_name: str, decision: Decision) -> RateLimited:
-        # Whole seconds, rounded up and at least 1: the SDK reads an integer and retrying at 0 would fail again.
-        # The tolerance keeps float noise (a wait of 1.0000000001 s) from adding a whole second.
-        seconds = max(1, math.ceil(decision.retry_after_s - 1e-6))
-        return cls(
-            f"rate limit exceeded for tenant {tenant_name!r}: {decision.limit} per minute; retry after {seconds} s",
-            headers={"retry-after": str(seconds), "x-should-retry": "true"},
-        )
+def rate_limited(tenant_name: str, decision: Decision) -> RateLimited:
+    """The 429 for a tenant over its own limit in ``tenants.yaml``."""
+    # Whole seconds, rounded up and at least 1: the SDK reads an integer and retrying at 0 would fail again.
+    # The tolerance keeps float noise (a wait of 1.0000000001 s) from adding a whole second.
+    seconds = max(1, math.ceil(decision.retry_after_s - 1e-6))
+    return RateLimited(
+        f"rate limit exceeded for tenant {tenant_name!r}: {decision.limit} per minute; retry after {seconds} s",
+        headers={"retry-after": str(seconds), "x-should-retry": "true"},
+    )
 
 
 class _Bucket:

@@ -1,7 +1,7 @@
 """What requests cost and what each tenant has spent this month, against its ``budget`` in ``tenants.yaml``.
 
 Owns the price formula (``cost_usd``), the per-tenant monthly ledger (``BudgetLedger``, one per process,
-built in the app's lifespan) and ``BudgetExceeded``, the 429 a tenant over a ``reject`` budget gets.
+built in the app's lifespan) and ``budget_exceeded``, the 429 a tenant over a ``reject`` budget gets.
 
 Months are UTC calendar months: the ledger starts from zero at 00:00 UTC on the 1st. The ledger is in
 memory: a restart forgets the month's spend, and replicas each keep their own ledger, so a tenant can spend
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from router.errors import ClientFacingError
+from router.errors import BudgetExceeded
 from router.policy.model import Budget, ModelInfo
 
 OK = "ok"
@@ -77,26 +77,21 @@ class BudgetState(msgspec.Struct, frozen=True):
     """When the month's spend starts again from zero (UTC)."""
 
 
-class BudgetExceeded(ClientFacingError):
-    """429 rate_limit_error for a tenant whose ``reject`` budget is used up for the month.
+def budget_exceeded(tenant_name: str, state: BudgetState) -> BudgetExceeded:
+    """The 429 for a tenant whose ``reject`` budget is used up for the month.
 
     ``x-should-retry: false`` and no ``retry-after``: retrying does not help before the month ends, and a
     retry-after of days is either ignored or obeyed by sleeping, both worse than failing now. The reset time
     is in the message and, machine-readable (RFC 3339, like ``anthropic-ratelimit-*-reset``), in
     ``x-router-budget-reset``.
     """
-
-    status = 429
-
-    @classmethod
-    def for_tenant(cls, tenant_name: str, state: BudgetState) -> BudgetExceeded:
-        reset = state.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ") if state.resets_at else "the start of next month"
-        return cls(
-            f"tenant {tenant_name!r} has used its monthly budget of ${state.monthly_usd or 0:,.2f} "
-            f"(${state.spent_usd:,.2f} spent this month); requests are refused until the budget resets at "
-            f"{reset} or it is raised in tenants.yaml",
-            headers={"x-should-retry": "false", "x-router-budget-reset": reset},
-        )
+    reset = state.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ") if state.resets_at else "the start of next month"
+    return BudgetExceeded(
+        f"tenant {tenant_name!r} has used its monthly budget of ${state.monthly_usd or 0:,.2f} "
+        f"(${state.spent_usd:,.2f} spent this month); requests are refused until the budget resets at "
+        f"{reset} or it is raised in tenants.yaml",
+        headers={"x-should-retry": "false", "x-router-budget-reset": reset},
+    )
 
 
 class BudgetLedger:
