@@ -66,6 +66,8 @@ def test_rate_limit_answers_429_with_retry_after(make_router):
     assert info.value.response.headers["x-should-retry"] == "true"
     assert "team-a" in info.value.body["error"]["message"]
     client(router, KEY_B).messages.create(model="haiku", max_tokens=8, messages=MESSAGES)  # other tenants unaffected
+    exposition = scrape(router)
+    assert KEY_A not in exposition and hash_key(KEY_A) not in exposition
 
 
 def test_budget_reject_and_downgrade(make_router):
