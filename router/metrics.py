@@ -1,24 +1,56 @@
 """Prometheus metrics: one injected ``CollectorRegistry`` per app, no global registry.
 
-Owns metric names and label sets (small, bounded, from policy: never keys, paths or client strings). Today:
-the policy version and reload results, read from the policy store at scrape time. The metrics issue adds
-requests, fallbacks, latency, tokens and spend here.
+Owns metric names and label sets. Labels come only from small sets the policy bounds: tier and rule
+names, model ids *from the tier table* (anything else is ``other``), tenant names from ``tenants.yaml``,
+fixed outcome and error-type vocabularies. Never keys, request ids, raw paths or client strings.
+State that already lives elsewhere (cooldowns, budgets, the policy store) is read at scrape time by
+collectors, so the request path does no extra bookkeeping for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30)
+LOCAL_CLASSIFIER_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
+HAIKU_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5)
+OTHER = "other"
+NONE = "none"
+
+# x-router-attempts outcome -> (status label, error type label)
+_LABEL_TYPES = {
+    "429": "rate_limit",
+    "529": "overloaded",
+    "connect": "connect",
+    "timeout": "timeout",
+    "cut": "cut",
+    "stall": "stall",
+    "malformed": "malformed",
+}
+
+
+def attempt_labels(outcome: str) -> tuple[str, str]:
+    """(status, error_type) of one attempt's outcome as written in ``x-router-attempts``."""
+    if outcome.startswith("error_event:"):
+        return NONE, "error_event"
+    if outcome.isdigit():
+        status = int(outcome)
+        if status < 400:
+            return outcome, NONE
+        kind = _LABEL_TYPES.get(outcome) or ("server_error" if status >= 500 else "client_error")
+        return outcome, kind
+    return NONE, _LABEL_TYPES.get(outcome, "connect")
 
 
 class PolicyCollector(Collector):
-    """Reads the policy store when Prometheus scrapes: no bookkeeping on the request path."""
+    """Reads the policy store when Prometheus scrapes."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -28,9 +60,7 @@ class PolicyCollector(Collector):
         info = InfoMetricFamily("router_policy", "The policy version being served.")
         info.add_metric([], {"version": store.version})
         yield info
-        reloads = CounterMetricFamily(
-            "router_policy_reloads", "Policy reloads after start-up, by result.", labels=["result"]
-        )
+        reloads = CounterMetricFamily("router_policy_reloads", "Policy reloads after start-up, by result.", labels=["result"])
         reloads.add_metric(["ok"], store.reloads_ok)
         reloads.add_metric(["failed"], store.reloads_failed)
         yield reloads
@@ -45,12 +75,60 @@ class PolicyCollector(Collector):
         yield when
 
 
+class StateCollector(Collector):
+    """Cooldowns and tenant budgets, read from their owners at scrape time."""
+
+    def __init__(self, cooldowns: Callable[[], dict[str, float]], budgets: Callable[[], dict[str, float]]) -> None:
+        self.cooldowns = cooldowns
+        self.budgets = budgets
+
+    def collect(self) -> Iterator[Any]:
+        cooling = GaugeMetricFamily(
+            "router_cooldowns_active", "1 for a model skipped after a 429/529 until its retry-after.", labels=["model"]
+        )
+        for model in self.cooldowns():
+            cooling.add_metric([model], 1.0)
+        yield cooling
+        used = GaugeMetricFamily(
+            "router_tenant_budget_used_ratio", "Spend this month / monthly budget, per tenant with a budget.", labels=["tenant"]
+        )
+        for tenant, ratio in self.budgets().items():
+            used.add_metric([tenant], ratio)
+        yield used
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        self.registry = r = registry or CollectorRegistry()
+        self.requests = Counter("router_requests_total", "Requests by tier, deciding rule and outcome.", ["tier", "rule", "outcome"], registry=r)
+        self.duration = Histogram(
+            "router_request_duration_seconds", "End-to-end request latency.", ["tier", "stream"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.ttft = Histogram(
+            "router_time_to_first_token_seconds", "Streams: time to the first content event.", ["tier"], buckets=TTFT_BUCKETS, registry=r
+        )
+        self.attempts = Counter(
+            "router_upstream_attempts_total", "Upstream attempts by model, status and error type.", ["model", "status", "error_type"], registry=r
+        )
+        self.fallbacks = Counter(
+            "router_fallbacks_total", "Moves to the next target, by tiers and the failure that caused it.", ["from_tier", "to_tier", "reason"], registry=r
+        )
+        self.exhausted = Counter("router_fallbacks_exhausted_total", "Requests whose every target failed.", ["tier"], registry=r)
+        self.tokens = Counter("router_tokens_total", "Serving tokens by model and type.", ["model", "type"], registry=r)
+        self.cost = Counter("router_cost_usd_total", "Estimated USD from the policy's prices, serving vs triage.", ["model", "purpose"], registry=r)
+        self.triage_tokens = Counter("router_triage_tokens_total", "Tokens of the Haiku triage calls by type.", ["type"], registry=r)
+        self.classifications = Counter("router_classifications_total", "Classifications by deciding stage and category.", ["stage", "category"], registry=r)
+        self.classifier_duration = Histogram(
+            "router_classifier_duration_seconds", "Time to classify a request, by the stage that decided.", ["stage"],
+            buckets=LOCAL_CLASSIFIER_BUCKETS + HAIKU_BUCKETS[1:], registry=r,
+        )
+        self.haiku_calls = Counter("router_triage_haiku_calls_total", "Haiku triage calls by outcome.", ["outcome"], registry=r)
+        self.tenant_spend = Counter("router_tenant_spend_usd_total", "Estimated USD per tenant.", ["tenant"], registry=r)
+        self.in_flight = Gauge("router_requests_in_flight", "Requests being served, streams included.", registry=r)
+        self.draining = Gauge("router_draining", "1 while the router drains after SIGTERM.", registry=r)
 
-    def watch_policy(self, store: Any) -> None:
-        self.registry.register(PolicyCollector(store))
+    def watch(self, collector: Collector) -> None:
+        self.registry.register(collector)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -18,7 +18,8 @@ from typing import Any
 from router.classify.service import Triage, build_triage
 from router.cooldown import Cooldowns
 from router.dispatch import Dispatcher
-from router.metrics import Metrics
+from router.metrics import Metrics, PolicyCollector, StateCollector
+from router.observe import budget_ratios
 from router.settings import Settings
 from router.sticky import StickyModels
 from router.policy.loader import Policy, load_policy
@@ -55,7 +56,13 @@ class Services:
         self.ledger = BudgetLedger()
         self.sticky = StickyModels()
         self.metrics = Metrics()
-        self.metrics.watch_policy(store)
+        self.metrics.watch(PolicyCollector(store))
+        self.metrics.watch(
+            StateCollector(
+                lambda: self.cooldowns.active(self.clock()),
+                lambda: budget_ratios(self.store.current, self.ledger.spent),
+            )
+        )
         self._directories: dict[str, TenantDirectory] = {}
 
     def tenants(self, policy: Policy) -> TenantDirectory:
