@@ -37,13 +37,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--stream-idle-timeout", type=float, default=None, help="streams: longest upstream silence, seconds (120)"
     )
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (env ROUTER_LOG_LEVEL; INFO)")
+    p.add_argument(
+        "--drain-seconds", type=float, default=None, help="on SIGTERM, time for in-flight requests to finish (30)"
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from router.logs import configure_logging
-    from router.serving import uvicorn_config
+    from router.serving import DrainingServer, uvicorn_config
     from router.settings import Settings
     from router.classify.local import load as load_local_model
     from router.policy.loader import load_policy
@@ -60,6 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
         first_content_timeout=args.first_content_timeout,
         stream_idle_timeout=args.stream_idle_timeout,
         log_level=args.log_level,
+        drain_seconds=args.drain_seconds,
     )
     configure_logging(settings.log_level)
     try:
@@ -71,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"router: {exc}", file=sys.stderr)
         return 2
     config = uvicorn_config(settings)
-    uvicorn.Server(config).run()
+    DrainingServer(config).run()
     return 0
 
 

@@ -174,6 +174,8 @@ async def livez() -> ASGIResponse:
 async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Ready to take traffic: policies loaded. Never calls Anthropic."""
     svc = _services(request)
+    if svc.draining:
+        return json_reply(503, {}, b'{"status":"draining"}')
     tiers = svc.store.current.tiers
     details = {
         "status": "ready",

@@ -55,6 +55,7 @@ class Services:
         self.limiter = RateLimiter()
         self.ledger = BudgetLedger()
         self.sticky = StickyModels()
+        self.draining = False
         self.metrics = Metrics()
         self.metrics.watch(PolicyCollector(store))
         self.metrics.watch(
@@ -64,6 +65,11 @@ class Services:
             )
         )
         self._directories: dict[str, TenantDirectory] = {}
+
+    def start_draining(self) -> None:
+        self.draining = True
+        self.metrics.draining.set(1)
+        log.warning("SIGTERM: draining; new connections are refused, requests in flight may finish")
 
     def tenants(self, policy: Policy) -> TenantDirectory:
         """The key -> tenant map of ``policy`` (built once per policy version)."""

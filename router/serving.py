@@ -1,6 +1,14 @@
-"""Running the app under uvicorn: the one place that sets server options, for the CLI and the tests alike."""
+"""Running the app under uvicorn: the one place that sets server options, for the CLI and the tests alike.
+
+Graceful drain: on SIGTERM uvicorn stops accepting connections at once (so readiness fails and new
+requests are refused), lets requests and streams in flight finish for up to ``drain_seconds``, then runs
+the lifespan shutdown and exits. ``DrainingServer`` also flags the app as draining, so ``/readyz`` says so
+on connections that are still open and ``router_draining`` shows it.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import uvicorn
 
@@ -19,4 +27,15 @@ def uvicorn_config(settings: Settings, *, loop: str = "uvloop") -> uvicorn.Confi
         access_log=False,  # the router logs one line per request itself, without query strings
         log_config=None,  # logging is configured by the CLI (router.logs)
         server_header=False,
+        timeout_graceful_shutdown=settings.drain_seconds,
     )
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that tells the app it is draining before uvicorn starts shutting down."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        services = getattr(getattr(self.config.app, "state", None), "services", None)
+        if services is not None and not services.draining:
+            services.start_draining()
+        super().handle_exit(sig, frame)

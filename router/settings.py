@@ -47,6 +47,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_idle_timeout: float = 120.0
     """Streams: longest silence between upstream reads once content flows (the API pings meanwhile)."""
     max_body_bytes: int = MAX_BODY_BYTES
+    drain_seconds: float = 30.0
+    """On SIGTERM: how long in-flight requests and streams may take to finish before the process exits."""
     policy_poll_seconds: float = 1.0
     """How often the policy directory is checked for changes (hot reload)."""
     admin_key_hash: str | None = None
