@@ -113,7 +113,7 @@ def test_every_alert_has_a_runbook_and_unit_tests():
         name = rule["alert"]
         assert rule["annotations"].get("runbook"), f"{name} has no runbook annotation"
         assert f"#{name.lower()}" in rule["annotations"]["runbook"], f"{name}'s runbook does not link its section"
-        assert re.search(rf"^## {name}\b", runbook, re.M), f"RUNBOOK.md has no section for {name}"
+        assert re.search(rf"^## {name}\b", runbook, re.MULTILINE), f"RUNBOOK.md has no section for {name}"
         assert name in fired, f"alerts_test.yml never shows {name} firing"
 
 
