@@ -19,8 +19,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/router serve $(ARGS)
 
+# The venv's bin first on PATH: tools installed as test extras (hadolint) are found by the tests.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(ARGS)
 
 sim: $(STAMP)
 	$(BIN)/router sim $(ARGS)
