@@ -4,12 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from router.errors import ConfigError
 from router.classify.schema import Classification
 from router.plan import Target, plan
 from router.policy.loader import load_policy
 from router.policy.rules import Facts
-from router.tiers import deprecated_models, parse_tiers
+from router.tiers import deprecated_models
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
@@ -90,24 +89,6 @@ def test_auto_with_classification_goes_to_the_complexity_tier(policy, table):
     assert ("long-context", "input_tokens 100 not in [100000, ]") in hard.skipped
     # A request naming a tier is not re-routed by a classification.
     assert plan(facts("haiku", cls("math", "high")), policy, {}, 0.0).tier == "haiku"
-
-
-@pytest.mark.parametrize(
-    "text, fragment",
-    [
-        ("tiers: {a: {models: [m1], fallback: [b]}}\ndefault_tier: a\n", "unknown tier 'b'"),
-        ("tiers: {a: {models: [m1]}}\ndefault_tier: z\n", "default_tier 'z'"),
-        ("tiers: {a: {models: [m1]}, b: {models: [m1]}}\ndefault_tier: a\n", "model 'm1' is listed by tiers"),
-        ("tiers: {auto: {models: [m1]}}\ndefault_tier: auto\n", "reserved"),
-        ("tiers: {a: {models: [m1], fallbak: []}}\ndefault_tier: a\n", "fallbak"),
-        ("tiers: [\n", "not valid YAML"),
-    ],
-)
-def test_tier_table_errors_name_the_file_and_problem(text, fragment):
-    with pytest.raises(ConfigError) as info:
-        parse_tiers(text, "policies/tiers.yaml")
-    assert "policies/tiers.yaml" in str(info.value)
-    assert fragment in str(info.value)
 
 
 def test_deprecated_models_in_the_table_are_reported(table):
