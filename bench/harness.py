@@ -292,11 +292,18 @@ class Bench:
             rates: dict[str, list[float]] = defaultdict(list)
             p50: dict[str, list[float]] = defaultdict(list)
             cpu: list[float] = []
+            # CPU of every process per request (ms), to show where the 2 cores go in each arm.
+            share: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+            pids = {"router": pid, "sim": self.stack.sim.pid, "load": self.stack.load.pid}
             for rnd in range(self.rounds):
                 for arm in order(ARMS, rnd):
-                    before = cpu_seconds(pid)
+                    before = {k: cpu_seconds(p) for k, p in pids.items()}
                     r = self.run_arm(arm, concurrency=conc, duration=duration, warmup=conc * 2)
-                    spent = cpu_seconds(pid) - before
+                    after = {k: cpu_seconds(p) for k, p in pids.items()}
+                    spent = after["router"] - before["router"]
+                    served_all = sum(r["status"].values()) + conc * 2
+                    for k in pids:
+                        share[arm][k].append((after[k] - before[k]) * 1000 / served_all)
                     rates[arm].append(r["count"] / r["elapsed_s"])
                     p50[arm].append(pct(r["lat_ms"], 0.5))
                     if conc == 256 and arm == "router_auto":
@@ -307,7 +314,10 @@ class Bench:
                 ratios = [a / b for a, b in zip(rates[arm], rates["direct"])]
                 self.results[f"tput_{conc}{suffix}"] = statistics.median(ratios)
             self.detail[f"throughput_c{conc}"] = {
-                arm: {"req_per_s": [round(x) for x in rates[arm]], "p50_ms": [round(x, 2) for x in p50[arm]]}
+                arm: {
+                    "req_per_s": [round(x) for x in rates[arm]], "p50_ms": [round(x, 2) for x in p50[arm]],
+                    "cpu_ms_per_req": {k: round(statistics.median(v), 3) for k, v in share[arm].items()},
+                }
                 for arm in ARMS
             }
             self.log(f"throughput c={conc}: " + json.dumps(self.detail[f"throughput_c{conc}"]))

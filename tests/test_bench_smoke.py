@@ -1,0 +1,31 @@
+"""Smoke run of the benchmark harness: ``python -m bench.harness --quick`` completes end to end (sim, router
+and load generator as separate processes) and prints the results table with every row.
+
+Nothing about speed is asserted: the numbers depend on the machine and whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.harness import ROWS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_harness_prints_every_row() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.harness", "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = proc.stdout
+    assert "| metric | measured | target | result |" in out
+    for _key, label, target, _cmp, _threshold in ROWS:
+        row = next((line for line in out.splitlines() if line.startswith(f"| {label} |")), None)
+        assert row is not None, f"missing row {label!r}\n{out}"
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 4 and cells[2] == target, row
+        assert cells[1] != "n/a", f"row {label!r} has no measurement\n{proc.stderr[-4000:]}"
