@@ -41,7 +41,7 @@ PROMPT = (
     "Our team is planning a migration of a small internal service from a single virtual machine to a "
     "managed container platform. Please list the main risks we should consider, how to test the new "
     "deployment before switching traffic, and what a rollback plan should include if the cutover fails."
-)  # ~50 words
+)  # 49 words
 HEADERS = {"x-api-key": "bench", "content-type": "application/json", "anthropic-version": "2023-06-01"}
 PROFILE_0MS = {"*": {"ttft_ms": 0, "tokens_per_s": 0, "output_tokens": 24}}
 PROFILE_20MS = {"*": {"ttft_ms": 20, "tokens_per_s": 0, "output_tokens": 24}}
@@ -443,26 +443,48 @@ class Bench:
         self.log(f"profile written to {out}")
 
 
+GROUPS = (  # leaf-frame file patterns -> where the CPU goes, first match wins
+    ("router classifier (router/classify)", "router/classify/"),
+    ("aiohttp client (upstream)", "aiohttp/"),
+    ("litestar", "litestar/"),
+    ("uvicorn + httptools", "uvicorn/"),
+    ("prometheus_client", "prometheus_client/"),
+    ("logging", "logging/"),
+    ("asyncio", "asyncio/"),
+    ("router (other own code)", "router/"),
+)
+
+
 def summarise_profile(path: Path, top: int = 15) -> dict[str, Any]:
-    """Own (leaf) and total (inclusive) sample shares per frame from py-spy's raw (collapsed) output."""
+    """From py-spy's raw (collapsed) output: own (leaf) share per function, total (inclusive) share per
+    function of the router's own code, and leaf share per package. Percentages are of all samples."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
+    groups: Counter[str] = Counter()
     samples = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = stack.split(";")
-        if frames and frames[0].startswith(("process ", "thread ")):
-            frames = [f for f in frames if not f.startswith(("process ", "thread "))]
+        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
         samples += n
-        if frames:
-            own[frames[-1]] += n
-        for frame in set(frames):
-            total[frame] += n
+        funcs = [_function(f) for f in frames]
+        own[funcs[-1]] += n
+        for func in set(funcs):
+            if "(router/" in func and "__main__" not in func and "cli.py" not in func:
+                total[func] += n
+        groups[next((name for name, pat in GROUPS if pat in frames[-1]), "other")] += n
     share = lambda c: [(f, round(100 * n / max(samples, 1), 1)) for f, n in c.most_common(top)]  # noqa: E731
-    return {"samples": samples, "own_pct": share(own), "total_pct": share(total)}
+    return {"samples": samples, "own_pct": share(own), "total_pct": share(total), "by_package_pct": share(groups)}
+
+
+def _function(frame: str) -> str:
+    """``name (file.py:123)`` -> ``name (file.py)``: lines of one function counted together."""
+    head, sep, tail = frame.rpartition(":")
+    return f"{head})" if sep and tail.rstrip(")").isdigit() else frame
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -549,8 +571,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\npy-spy, router under c=64 auto ({prof['samples']} samples)\nown:")
         for frame, share in prof["own_pct"]:
             print(f"  {share:5.1f}%  {frame}")
-        print("total:")
+        print("total (router code, inclusive):")
         for frame, share in prof["total_pct"]:
+            print(f"  {share:5.1f}%  {frame}")
+        print("own, by package:")
+        for frame, share in prof["by_package_pct"]:
             print(f"  {share:5.1f}%  {frame}")
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "rounds": args.rounds, "quick": q,
