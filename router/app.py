@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 
-from router.errors import ClientFacingError, InternalError
+from router.errors import ClientFacingError, InternalError, MethodNotAllowed, NotFound, RequestTooLarge
 from router.errors import error_body
 from router.replies import new_request_id
 from router.routes import ROUTES
@@ -23,11 +23,11 @@ from router.settings import Settings
 
 log = logging.getLogger("router")
 
-# Litestar's own HTTP errors mapped onto the router's, so they leave in Anthropic's envelope.
-_HTTP_MESSAGES = {
-    404: "not found: the router serves /v1/messages, /v1/messages/count_tokens and /v1/models",
-    405: "method not allowed on this path",
-    413: "request body too large: the limit is 32 MB",
+# Litestar's own HTTP errors mapped onto the router's hierarchy, so they leave in Anthropic's envelope.
+_HTTP_ERRORS: dict[int, tuple[type[ClientFacingError], str]] = {
+    404: (NotFound, "not found: the router serves /v1/messages, /v1/messages/count_tokens and /v1/models"),
+    405: (MethodNotAllowed, "method not allowed on this path"),
+    413: (RequestTooLarge, "request body too large: the limit is 32 MB"),
 }
 
 
@@ -46,9 +46,11 @@ def _client_error(_: Request[Any, Any, Any], exc: ClientFacingError) -> Response
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    status = exc.status_code
-    message = _HTTP_MESSAGES.get(status) or str(exc.detail)
-    return _render(ClientFacingError(message, status=status))
+    known = _HTTP_ERRORS.get(exc.status_code)
+    if known is not None:
+        kind, message = known
+        return _render(kind(message))
+    return _render(ClientFacingError(str(exc.detail), status=exc.status_code))
 
 
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import msgspec
 
 from router.classify.cascade import Cascade, CascadeResult
 from router.classify.config import ClassifierPolicy
@@ -93,6 +92,3 @@ async def build_triage(
         if client is not None:
             await client.close()
 
-
-def classification_json(result: CascadeResult) -> bytes:
-    return msgspec.json.encode(result.classification)
