@@ -11,6 +11,7 @@ import asyncio
 import json
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from router.sim.breaks import abort_connection, pause, status_fault_response
@@ -43,6 +44,18 @@ _STREAM_BREAKS: dict[str, tuple[str, bool]] = {
 }
 
 
+class Reply(msgspec.Struct, frozen=True):
+    """Everything one answer is made from, decided before the first byte is written."""
+
+    headers: dict[str, str]
+    rule: FaultRule | None
+    profile: LatencyProfile
+    answer: Answer
+    model: str
+    msg_id: str
+    input_tokens: int
+
+
 async def handle_messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     received = await receive(request, state, "messages")
@@ -64,27 +77,17 @@ async def handle_messages(request: web.Request) -> web.StreamResponse:
     profile = state.profile_for(model)
     answer = plan_answer(body, profile, state.seed)
     input_tokens = estimate_input_tokens(received.raw)
-    msg_id = new_id("msg_sim_")
-    if stream:
-        return await _stream(request, state, received.headers, rule, profile, answer, model, msg_id, input_tokens)
-    return await _single(request, state, received.headers, rule, profile, answer, model, msg_id, input_tokens)
+    reply = Reply(received.headers, rule, profile, answer, model, new_id("msg_sim_"), input_tokens)
+    return await (_stream if stream else _single)(request, state, reply)
 
 
 def _generation_seconds(profile: LatencyProfile, tokens: int) -> float:
     return tokens / profile.tokens_per_s if profile.tokens_per_s > 0 else 0.0
 
 
-async def _single(
-    request: web.Request,
-    state: SimState,
-    headers: dict[str, str],
-    rule: FaultRule | None,
-    profile: LatencyProfile,
-    answer: Answer,
-    model: str,
-    msg_id: str,
-    input_tokens: int,
-) -> web.StreamResponse:
+async def _single(request: web.Request, state: SimState, reply: Reply) -> web.StreamResponse:
+    headers, rule, profile, answer = reply.headers, reply.rule, reply.profile, reply.answer
+    model, msg_id, input_tokens = reply.model, reply.msg_id, reply.input_tokens
     if rule is not None and rule.kind == "stall":
         await pause(state, rule.stall_s)
     # A non-streaming call returns when generation is done: time to first token plus generation time.
@@ -102,17 +105,9 @@ async def _single(
     return response
 
 
-async def _stream(
-    request: web.Request,
-    state: SimState,
-    headers: dict[str, str],
-    rule: FaultRule | None,
-    profile: LatencyProfile,
-    answer: Answer,
-    model: str,
-    msg_id: str,
-    input_tokens: int,
-) -> web.StreamResponse:
+async def _stream(request: web.Request, state: SimState, reply: Reply) -> web.StreamResponse:
+    headers, rule, profile, answer = reply.headers, reply.rule, reply.profile, reply.answer
+    model, msg_id, input_tokens = reply.model, reply.msg_id, reply.input_tokens
     response = web.StreamResponse(
         status=200,
         headers={**headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"},
