@@ -529,6 +529,9 @@ def machine() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(), "platform": platform.platform()}
 
 
+PHASES = ("latency", "throughput", "fallback", "streaming", "classifier")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: every phase and row, tiny samples")
@@ -536,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write results, per-arm detail and machine info here")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the router under c=64 auto, to this file")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help=f"comma-separated phases to run (default all: {','.join(PHASES)})")
     args = parser.parse_args(argv)
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
@@ -546,11 +551,16 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(stack, args)
         try:
             bench.log(f"sim pid {stack.sim.pid}, router pid {stack.router.pid}, load pid {stack.load.pid}; {args.rounds} rounds")
-            bench.latency("0ms", PROFILE_0MS, 40 if q else 1000)
-            bench.latency("20ms", PROFILE_20MS, 10 if q else 150)
-            bench.throughput(0.5 if q else 3.0)
-            bench.fallback(30 if q else 500)
-            bench.streaming(10 if q else 100, 100 if q else 300)
+            only = set(args.only.split(","))
+            if "latency" in only:
+                bench.latency("0ms", PROFILE_0MS, 40 if q else 1000)
+                bench.latency("20ms", PROFILE_20MS, 10 if q else 150)
+            if "throughput" in only:
+                bench.throughput(0.5 if q else 3.0)
+            if "fallback" in only:
+                bench.fallback(30 if q else 500)
+            if "streaming" in only:
+                bench.streaming(10 if q else 100, 100 if q else 300)
             if args.profile:
                 bench.profile(args.profile, args.profile_seconds)
         except BaseException:
@@ -560,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         finally:
             stack.close()
-    bench.classifier(200 if q else 2000)
+    if "classifier" in set(args.only.split(",")):
+        bench.classifier(200 if q else 2000)
     info = machine()
     print(f"\nrouter vs direct: {args.rounds} interleaved round(s){' (quick)' if q else ''}; "
           f"nproc={info['nproc']}, {info['cpu']}, Python {info['python']}; {time.monotonic() - started:.0f} s\n")

@@ -1,7 +1,8 @@
-"""The application factory: ``create_app(settings)`` builds the Litestar app; nothing happens at import.
+"""The application factory: ``create_app(settings)`` builds the app; nothing happens at import.
 
-Owns wiring: routes, the lifespan that builds ``Services``, and the exception handlers that render every
-error in Anthropic's envelope with the status the client SDKs expect.
+Owns wiring: the ASGI front door (``router.asgi``, which serves the proxy routes itself), the Litestar app
+behind it with the other routes, the lifespan that builds ``Services``, and the exception handlers that
+render every Litestar-side error in Anthropic's envelope with the status the client SDKs expect.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from litestar.exceptions import HTTPException
 
 from router.errors import ClientFacingError, InternalError, MethodNotAllowed, NotFound, RequestTooLarge
 from router.errors import error_body
+from router.asgi import RouterApp
 from router.replies import new_request_id
 from router.routes import ROUTES
 from router.services import build_services
@@ -59,14 +61,14 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     return _render(InternalError("internal error in the router"))
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings) -> RouterApp:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with build_services(settings) as services:
             app.state.services = services
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         lifespan=[lifespan],
         exception_handlers={
@@ -79,3 +81,4 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,  # the CLI configures logging; Litestar must not replace it
         debug=False,
     )
+    return RouterApp(app, settings.max_body_bytes)

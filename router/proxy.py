@@ -13,9 +13,6 @@ from functools import partial
 from typing import Any
 
 import msgspec
-from litestar import Request
-from litestar.response.base import ASGIResponse
-
 from router.admission import admit, settle, tenant_of, usage_of
 from router.classify.schema import Classification
 from router.dispatch import attempt_json
@@ -24,7 +21,7 @@ from router.facts import request_facts
 from router.headers import upstream_headers
 from router.observe import record_attempts, record_request, record_triage, record_usage
 from router.plan import AUTO, Plan, plan
-from router.replies import failure_reply, json_reply, router_headers, stream_reply
+from router.replies import Reply, StreamReply, failure_reply, json_reply, router_headers, stream_reply
 from router.services import Services
 from router.sticky import conversation_key
 from router.stream import StreamStats, open_stream, relay
@@ -34,12 +31,21 @@ from router.view import ParsedRequest, parse_request
 log = logging.getLogger("router.access")
 
 
-def _path_qs(request: Request[Any, Any, Any], path: str) -> str:
-    query = request.scope.get("query_string", b"")
-    return path + "?" + query.decode("latin-1") if query else path
+class Inbound:
+    """The client's request as the pipeline reads it: headers (as sent), body bytes, raw query string."""
+
+    __slots__ = ("body", "headers", "query")
+
+    def __init__(self, headers: list[tuple[str, str]], body: bytes, query: bytes = b"") -> None:
+        self.headers = headers
+        self.body = body
+        self.query = query
+
+    def path_qs(self, path: str) -> str:
+        return path + "?" + self.query.decode("latin-1") if self.query else path
 
 
-async def forward(request: Request[Any, Any, Any], svc: Services, path: str, *, messages: bool) -> ASGIResponse:
+async def forward(request: Inbound, svc: Services, path: str, *, messages: bool) -> Reply | StreamReply:
     """Route and relay. ``messages`` is False for count_tokens: no classification, limits or streaming."""
     started = svc.clock()
     metrics = svc.metrics
@@ -57,12 +63,12 @@ async def forward(request: Request[Any, Any, Any], svc: Services, path: str, *, 
 
 
 async def _forward(
-    request: Request[Any, Any, Any], svc: Services, path: str, messages: bool, started: float
-) -> tuple[ASGIResponse, bool]:
+    request: Inbound, svc: Services, path: str, messages: bool, started: float
+) -> tuple[Reply | StreamReply, bool]:
     policy = svc.store.current  # one policy version for the whole request, whatever reloads meanwhile
     metrics = svc.metrics
-    who = tenant_of(request.headers.items(), svc, policy)
-    parsed = parse_request(await request.body(), require_messages=True)
+    who = tenant_of(request.headers, svc, policy)
+    parsed = parse_request(request.body, require_messages=True)
     estimated = len(parsed.raw) // 4
     # count_tokens is free and rate-limited separately upstream: no tenant limits or budget there.
     downgrade = admit(svc, who, estimated) if messages else None
@@ -72,7 +78,7 @@ async def _forward(
         triage = await svc.triage.classify(parsed.body, threshold=policy.classifier.confidence_threshold)
         record_triage(metrics, policy, triage, svc.clock() - triage_started, policy.classifier.haiku.model)
         classification = triage.classification
-    facts = request_facts(parsed, request.headers.items(), who.name, classification)
+    facts = request_facts(parsed, request.headers, who.name, classification)
     now = svc.clock()
     cooling = svc.cooldowns.active(now)
     conversation = conversation_key(parsed.body, who.name) if messages else None
@@ -84,8 +90,8 @@ async def _forward(
     out = Outbound(
         svc.upstream,
         svc.settings,
-        _path_qs(request, path),
-        upstream_headers(request.headers.items(), svc.upstream.api_key),
+        request.path_qs(path),
+        upstream_headers(request.headers, svc.upstream.api_key),
         parsed,
         policy.tiers.models,
         decision.action,

@@ -1,7 +1,8 @@
 """Turning a dispatch result into the response the client gets, with the ``x-router-*`` headers.
 
 Owns the response side of the contract: which upstream bytes and headers are relayed, which error is shown
-when every target failed, and the headers that explain the decision. It does no I/O itself.
+when every target failed, and the headers that explain the decision. It does no I/O itself: a ``Reply``
+or ``StreamReply`` is plain data that ``router.asgi`` writes to the connection.
 """
 
 from __future__ import annotations
@@ -9,9 +10,6 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import AsyncIterator
-
-from litestar.response.base import ASGIResponse
-from litestar.response.streaming import ASGIStreamingResponse
 
 from router.dispatch import Dispatched
 from router.errors import ClientFacingError, UpstreamUnavailable, error_body
@@ -39,22 +37,45 @@ def router_headers(plan: Plan, result: Dispatched[object]) -> dict[str, str]:
     return headers
 
 
-def json_reply(status: int, headers: dict[str, str], body: bytes) -> ASGIResponse:
-    return ASGIResponse(body=body, status_code=status, headers=headers, media_type="application/json")
+class Reply:
+    """A complete response: status, headers (lower-case names) and body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
 
 
-def stream_reply(headers: dict[str, str], chunks: AsyncIterator[bytes]) -> ASGIStreamingResponse:
+class StreamReply:
+    """A 200 server-sent-event stream: headers now, then the chunks as the relay produces them."""
+
+    __slots__ = ("chunks", "headers")
+
+    def __init__(self, headers: dict[str, str], chunks: AsyncIterator[bytes]) -> None:
+        self.headers = headers
+        self.chunks = chunks
+
+
+def json_reply(status: int, headers: dict[str, str], body: bytes) -> Reply:
+    headers.setdefault("content-type", "application/json")
+    return Reply(status, headers, body)
+
+
+def stream_reply(headers: dict[str, str], chunks: AsyncIterator[bytes]) -> StreamReply:
+    headers.setdefault("content-type", "text/event-stream; charset=utf-8")
     headers.setdefault("cache-control", "no-cache")
-    return ASGIStreamingResponse(iterator=chunks, status_code=200, headers=headers, media_type="text/event-stream")
+    return StreamReply(headers, chunks)
 
 
-def error_reply(exc: ClientFacingError, extra: dict[str, str] | None = None) -> ASGIResponse:
+def error_reply(exc: ClientFacingError, extra: dict[str, str] | None = None) -> Reply:
     request_id = new_request_id()
     headers = {"request-id": request_id, **exc.headers, **(extra or {})}
     return json_reply(exc.status, headers, error_body(exc.status, exc.message, request_id))
 
 
-def failure_reply(plan: Plan, result: Dispatched[object], now: float, cooling_until: dict[str, float]) -> ASGIResponse:
+def failure_reply(plan: Plan, result: Dispatched[object], now: float, cooling_until: dict[str, float]) -> Reply:
     """The response when no target succeeded: a relayed non-retryable error, or the best of the failures."""
     headers = router_headers(plan, result)
     if result.final is not None:

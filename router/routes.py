@@ -1,8 +1,8 @@
-"""HTTP handlers: the Messages API surface, the router's own endpoints (classify, explain, admin reload),
-models listing, metrics and health.
+"""Litestar handlers for everything but the proxy routes: the router's own endpoints (classify, explain,
+admin reload), models listing, metrics and health.
 
-Handlers are wiring: the forwarding pipeline is ``proxy``, tenant checks ``admission``, decisions
-``plan``. ``ROUTES`` is the list the app factory mounts.
+Handlers are wiring: tenant checks are ``admission``, decisions ``plan``. ``ROUTES`` is the list the app
+factory mounts; ``POST /v1/messages`` and ``count_tokens`` are served by ``router.asgi`` in front of them.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from router.classify.features import prompt_body
 from router.errors import AuthenticationFailed, ClientFacingError, InvalidRequest, NotFound
 from router.headers import client_credential
 from router.plan import AUTO
-from router.replies import json_reply
 from router.admission import tenant_of
-from router.proxy import forward
 from router.services import Services
 from router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from router.policy.tenants import hash_key
@@ -32,16 +30,9 @@ def _services(request: Request[Any, Any, Any]) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-@post("/v1/messages", status_code=200)
-async def create_message(request: Request[Any, Any, Any]) -> ASGIResponse:
-    # Annotated as the base class: Litestar relays an ASGIResponse (streaming included) without re-encoding.
-    return await forward(request, _services(request), "/v1/messages", messages=True)
-
-
-@post("/v1/messages/count_tokens", status_code=200)
-async def count_tokens(request: Request[Any, Any, Any]) -> ASGIResponse:
-    # Free and separately rate-limited upstream: never classified, never sent to Haiku for triage.
-    return await forward(request, _services(request), "/v1/messages/count_tokens", messages=False)
+def json_reply(status: int, headers: dict[str, str], body: bytes) -> ASGIResponse:
+    # Annotated as the base class: Litestar sends an ASGIResponse as it is, without re-encoding.
+    return ASGIResponse(body=body, status_code=status, headers=headers, media_type="application/json")
 
 
 def _model_entries(svc: Services) -> list[dict[str, Any]]:
@@ -188,9 +179,8 @@ async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
     return json_reply(200, {}, msgspec.json.encode(details))
 
 
+# ``POST /v1/messages`` and ``count_tokens`` are served by ``router.asgi`` in front of these routes.
 ROUTES = [
-    create_message,
-    count_tokens,
     classify,
     explain_request,
     admin_reload,
