@@ -14,10 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-import aiohttp
 import msgspec
 
 from router.cooldown import Cooldowns
+from router.errors import TransportError
 from router.headers import downstream_headers
 from router.outcome import CAPACITY_STATUSES, Failure, http_failure
 from router.plan import Plan, Target
@@ -117,20 +117,21 @@ class Dispatcher:
 async def attempt_json(
     out: Outbound, target: Target, deadline: float, clock: Callable[[], float] = time.monotonic
 ) -> JsonReply | Failure:
-    """One non-streaming request to one target."""
-    timeout = aiohttp.ClientTimeout(total=max(deadline - clock(), 0.001), sock_connect=out.settings.connect_timeout)
+    """One non-streaming request to one target, within the request's deadline."""
     body = out.body(target.model)
     try:
-        async with out.upstream.session.post(out.url, data=body, headers=out.headers, timeout=timeout) as resp:
-            data = await resp.read()
-            status = resp.status
-            reply_headers = downstream_headers(resp.headers.items())
+        async with asyncio.timeout(max(deadline - clock(), 0.001)):
+            resp = await out.upstream.pool.request("POST", out.path_qs, out.headers, body)
+            try:
+                data = await resp.read()
+            finally:
+                resp.close()
     except TimeoutError:
         return transport_failure(target.model, "timeout", "upstream timed out")
-    except aiohttp.ClientPayloadError:
-        return transport_failure(target.model, "cut", "upstream connection closed mid-response")
-    except aiohttp.ClientError as exc:
-        return transport_failure(target.model, "connect", f"upstream connection failed ({type(exc).__name__})")
+    except TransportError as exc:
+        return transport_failure(target.model, exc.label, exc.message)
+    status = resp.status
+    reply_headers = downstream_headers(resp.headers)
     if status < 400:
         return JsonReply(status, reply_headers, data)
     return http_failure(target.model, status, data, reply_headers)

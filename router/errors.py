@@ -6,6 +6,8 @@ status that makes the client SDK raise the matching exception class.
 
     RouterError
     ├── ConfigError                 bad settings or policy files (never reaches a client)
+    ├── TransportError              the upstream connection failed (``http1``); the dispatcher turns it
+    │                               into a retryable failure, so it never reaches a client as such
     └── ClientFacingError           rendered to the client in Anthropic's envelope
         ├── InvalidRequest          400 invalid_request_error
         ├── AuthenticationFailed    401 authentication_error
@@ -57,6 +59,15 @@ class RouterError(Exception):
 
 class ConfigError(RouterError):
     """Settings or policy files are invalid. The message names the file and the problem."""
+
+
+class TransportError(RouterError):
+    """No usable response from the upstream connection. ``label``: connect, cut or malformed."""
+
+    def __init__(self, label: str, message: str) -> None:
+        super().__init__(message)
+        self.label = label
+        self.message = message
 
 
 class ClientFacingError(RouterError):

@@ -14,11 +14,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 import msgspec
 
 from router.dispatch import transport_failure
-from router.errors import sse_error_frame
+from router.errors import TransportError, sse_error_frame
+from router.http1 import Response
 from router.headers import downstream_headers
 from router.outcome import RETRYABLE_STATUSES, Failure, error_status_for_event, http_failure
 from router.plan import Target
@@ -60,7 +60,8 @@ class OpenStream:
 
     def __init__(
         self,
-        response: aiohttp.ClientResponse,
+        response: Response,
+        idle_timeout: float,
         headers: dict[str, str],
         held: list[bytes],
         framer: SSEFramer,
@@ -68,6 +69,7 @@ class OpenStream:
         finished: bool,
     ) -> None:
         self.response = response
+        self.idle_timeout = idle_timeout
         self.headers = headers
         self.held = held
         self.framer = framer
@@ -76,7 +78,8 @@ class OpenStream:
         """The held frames already end the stream (message_stop or an error event after content)."""
 
     async def close(self) -> None:
-        # close(), not release(): if the client went away mid-answer, the upstream should stop generating.
+        # An unfinished response closes its connection: if the client went away mid-answer, the upstream
+        # should stop generating.
         self.response.close()
 
 
@@ -115,46 +118,40 @@ async def open_stream(
     """One streaming attempt, read up to the commit point."""
     settings = out.settings
     stats = StreamStats(clock())
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.connect_timeout, sock_read=settings.stream_idle_timeout
-    )
     budget = max(min(settings.first_content_timeout, deadline - clock()), 0.001)
     body = out.body(target.model)
-    response: aiohttp.ClientResponse | None = None
+    response: Response | None = None
     try:
         async with asyncio.timeout(budget):
-            response = await out.upstream.session.post(out.url, data=body, headers=out.headers, timeout=timeout)
+            response = await out.upstream.pool.request("POST", out.path_qs, out.headers, body)
             if response.status != 200:
                 data = await response.read()
-                response.release()
-                return http_failure(target.model, response.status, data, downstream_headers(response.headers.items()))
-            return await _read_to_commit(response, target, stats, clock)
+                return http_failure(target.model, response.status, data, downstream_headers(response.headers))
+            return await _read_to_commit(response, settings.stream_idle_timeout, target, stats, clock)
     except TimeoutError:
         _abort(response)
         return transport_failure(target.model, "stall", "no content from upstream before the first-content deadline")
-    except aiohttp.ClientPayloadError:
+    except TransportError as exc:
         _abort(response)
-        return transport_failure(target.model, "cut", "upstream stream cut before content")
-    except aiohttp.ClientError as exc:
-        _abort(response)
-        return transport_failure(target.model, "connect", f"upstream connection failed ({type(exc).__name__})")
+        message = "upstream stream cut before content" if exc.label == "cut" else exc.message
+        return transport_failure(target.model, exc.label, message)
     except BaseException:  # cancelled (the client left) or a bug: never leave the upstream stream open
         _abort(response)
         raise
 
 
-def _abort(response: aiohttp.ClientResponse | None) -> None:
+def _abort(response: Response | None) -> None:
     if response is not None:
         response.close()
 
 
 async def _read_to_commit(
-    response: aiohttp.ClientResponse, target: Target, stats: StreamStats, clock: Callable[[], float]
+    response: Response, idle_timeout: float, target: Target, stats: StreamStats, clock: Callable[[], float]
 ) -> OpenStream | Failure:
     framer = SSEFramer()
     held: list[bytes] = []
     while True:
-        chunk = await response.content.readany()
+        chunk = await response.chunk(idle_timeout)
         if not chunk:
             response.close()
             return transport_failure(target.model, "cut", "upstream stream ended before content")
@@ -167,7 +164,7 @@ async def _read_to_commit(
                     return transport_failure(target.model, "malformed", "upstream sent a malformed event")
                 if frame.event == "error":
                     response.close()
-                    return _event_failure(target.model, decoded, response.headers.get("request-id"))
+                    return _event_failure(target.model, decoded, response.get("request-id"))
                 if frame.event not in HELD_EVENTS:
                     committed = True
                     stats.first_content_at = clock()
@@ -182,8 +179,8 @@ async def _read_to_commit(
             if frame.event in ("message_stop", "error"):
                 stats.end = "complete" if frame.event == "message_stop" else "upstream_error"
         if committed:
-            headers = downstream_headers(response.headers.items())
-            return OpenStream(response, headers, held, framer, stats, finished=stats.end != "open")
+            headers = downstream_headers(response.headers)
+            return OpenStream(response, idle_timeout, headers, held, framer, stats, finished=stats.end != "open")
 
 
 async def relay(stream: OpenStream, on_end: Callable[[StreamStats], None] | None = None) -> AsyncIterator[bytes]:
@@ -195,16 +192,17 @@ async def relay(stream: OpenStream, on_end: Callable[[StreamStats], None] | None
         yield b"".join(stream.held)
         if stream.finished:
             return
-        content = stream.response.content
+        response = stream.response
+        idle_timeout = stream.idle_timeout
         framer = stream.framer
         while True:
             try:
-                chunk = await content.readany()
+                chunk = await response.chunk(idle_timeout)
             except TimeoutError:
                 stats.end = "stall"
                 yield sse_error_frame(504, "upstream stream stalled; the answer is incomplete")
                 return
-            except aiohttp.ClientError:
+            except TransportError:
                 stats.end = "cut"
                 yield sse_error_frame(502, "upstream connection lost mid-stream; the answer is incomplete")
                 return
