@@ -225,6 +225,7 @@ class _Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         self.closed = True
+        self.pool.forget(self)
         if self.transport is not None:
             self.transport.abort()
 
