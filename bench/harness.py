@@ -67,10 +67,14 @@ ROWS: list[tuple[str, str, str, str | None, float | None]] = [
     ("tput_16", "throughput router/direct c=16, 20 ms, concrete id (x)", "-", None, None),
     ("tput_64", "throughput router/direct c=64, 20 ms, concrete id (x)", "-", None, None),
     ("tput_256", "throughput router/direct c=256, 20 ms, concrete id (x)", "-", None, None),
-    ("ttft_p50_1", "stream added TTFT p50, 1 stream (ms)", "<= 2", "le", 2.0),
-    ("ttft_p99_1", "stream added TTFT p99, 1 stream (ms)", "-", None, None),
-    ("ttft_p50_100", "stream added TTFT p50, 100 streams (ms)", "-", None, None),
-    ("ttft_p99_100", "stream added TTFT p99, 100 streams (ms)", "-", None, None),
+    ("ttft_p50_1_auto", "stream added TTFT p50, 1 stream, auto (ms)", "<= 2", "le", 2.0),
+    ("ttft_p99_1_auto", "stream added TTFT p99, 1 stream, auto (ms)", "-", None, None),
+    ("ttft_p50_1", "stream added TTFT p50, 1 stream, concrete id (ms)", "-", None, None),
+    ("ttft_p99_1", "stream added TTFT p99, 1 stream, concrete id (ms)", "-", None, None),
+    ("ttft_p50_100_auto", "stream added TTFT p50, 100 streams, auto (ms)", "-", None, None),
+    ("ttft_p99_100_auto", "stream added TTFT p99, 100 streams, auto (ms)", "-", None, None),
+    ("ttft_p50_100", "stream added TTFT p50, 100 streams, concrete id (ms)", "-", None, None),
+    ("ttft_p99_100", "stream added TTFT p99, 100 streams, concrete id (ms)", "-", None, None),
     ("streams_400_lost", "400 concurrent streams: frames lost / out of order", "0", "le", 0.0),
     ("fallback_p50", "fallback after 429 added p50 (ms)", "<= 5", "le", 5.0),
     ("fallback_p99", "fallback after 429 added p99 (ms)", "-", None, None),
@@ -332,20 +336,21 @@ class Bench:
     # -- streaming ----------------------------------------------------------------------------------
     def streaming(self, n1: int, n100: int) -> None:
         self.stack.profiles(PROFILE_STREAM)
-        arms = ("direct", "router")
         for conc, n in ((1, n1), (100, n100)):
             pooled: dict[str, list[float]] = defaultdict(list)
             for rnd in range(self.rounds):
-                for arm in order(arms, rnd):
+                for arm in order(ARMS, rnd):
                     r = self.run_arm(arm, stream=True, concurrency=conc, requests=n, warmup=min(conc, 20))
                     pooled[arm] += r["ttft_ms"]
-            for q, name in ((0.5, "p50"), (0.99, "p99")):
-                self.results[f"ttft_{name}_{conc}"] = pct(pooled["router"], q) - pct(pooled["direct"], q)
+            for arm, suffix in (("router", ""), ("router_auto", "_auto")):
+                for q, name in ((0.5, "p50"), (0.99, "p99")):
+                    self.results[f"ttft_{name}_{conc}{suffix}"] = pct(pooled[arm], q) - pct(pooled["direct"], q)
             self.detail[f"ttft_c{conc}"] = {
                 arm: {"n": len(v), "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99)} for arm, v in pooled.items()
             }
             self.log(f"ttft c={conc}: " + json.dumps(self.detail[f"ttft_c{conc}"]))
         # 400 concurrent streams, each a different prompt: every frame, in order, same as direct.
+        arms = ("direct", "router")
         bodies = {
             arm: [body(arm_target(self.stack, arm)[1], stream=True, max_tokens=64, prompt=f"{PROMPT} (stream {i})")
                   for i in range(400)]
