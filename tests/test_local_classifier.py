@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from router.classify.dataset import Row
 from router.classify import features
 from router.classify.features import N_FEATURES, featurize, prompt_body
-from router.classify.local import DEFAULT_NAME, LocalModel, load, save
+from router.classify.local import DEFAULT_NAME, LocalModel, _round6, load, save
 from router.classify.schema import CATEGORIES
 from router.classify.train import TrainConfig, export_arrays, featurize_matrix, fit
 from router.errors import ConfigError
@@ -388,3 +388,30 @@ def test_opening_words_are_the_first_words_of_the_first_200_characters():
         text = "".join(rng.choice(pieces) for _ in range(60))[: rng.randint(150, 400)]
         expected = [w.encode() for w in features._TOKEN.findall(text[:200].lower())][:features.OPENING_WORDS]
         assert features._opening_words(text, features._tokens(text)) == expected, text
+
+
+def test_rounding_is_round_to_six_places_to_the_bit():
+    rng = random.Random(4)
+    values = [rng.random() for _ in range(100_000)] + [rng.random() ** 20 for _ in range(10_000)]
+    values += [0.0, 1.0, 5e-324, 0.5e-6, 2.5e-6, 0.9999995, 1 / 128, 3 / 128]
+    for k in range(0, 1_000_000, 997):  # exact halves and their neighbours, where float products can mislead
+        half = (k + 0.5) / 1e6
+        values += [half + d * math.ulp(half) for d in range(-3, 4)]
+    assert [repr(v) for v in _round6(values)] == [repr(round(v, 6)) for v in values]
+
+
+def test_classify_reports_the_probabilities_rounded(trained):
+    *_, model = trained
+    shipped = load(MODELS)
+    for m in (model, shipped):
+        for body in BODIES + list(GOLDEN_BODIES.values()):
+            probs, p_med, p_high = m.probabilities(body)
+            c = m.classify(body)
+            best = int(np.argmax(probs))
+            difficulty = (p_med + p_high) / 2.0
+            assert c.category == CATEGORIES[best]
+            assert c.difficulty == round(difficulty, 6)
+            assert c.confidence == round(min(float(probs[best]), max(p_med, 1.0 - p_med)), 6)
+            assert c.scores == {name: round(float(p), 6) for name, p in zip(CATEGORIES, probs)}
+            assert list(c.scores) == list(CATEGORIES)
+            assert all(type(v) is float for v in (c.difficulty, c.confidence, *c.scores.values()))
