@@ -80,6 +80,7 @@ ROWS: list[tuple[str, str, str, str | None, float | None]] = [
     ("fallback_p99", "fallback after 429 added p99 (ms)", "-", None, None),
     ("cpu_ms_per_req_256", "router CPU per request, c=256 auto (ms)", "-", None, None),
     ("rss_mb_256", "router peak RSS (VmHWM) after c=256 (MB)", "<= 250", "le", 250.0),
+    ("clf_50_p50", "classifier local p50, ~50-word prompt, distinct words (ms)", "-", None, None),
     ("clf_short_p50", "classifier local p50, ~200-word prompt (ms)", "<= 0.3", "le", 0.3),
     ("clf_long_p50", "classifier local p50, ~20k-token request (ms)", "<= 2", "le", 2.0),
 ]
@@ -420,6 +421,7 @@ class Bench:
         found = {}
         for name, request in inputs().items():
             found[name] = summary(time_calls(model.classify, request, runs))
+        self.results["clf_50_p50"] = found["prompt_50_words"]["median_ms"]
         self.results["clf_short_p50"] = found["prompt_200_words"]["median_ms"]
         self.results["clf_long_p50"] = found["request_20k_tokens"]["median_ms"]
         self.detail["classifier"] = found
