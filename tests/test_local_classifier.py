@@ -1,5 +1,6 @@
 """The local classifier: the fast path equals the scikit-learn reference, the artifact loads safely and
-checks itself, and whole-conversation features keep a short follow-up at its conversation's weight."""
+checks itself, whole-conversation features keep a short follow-up at its conversation's weight, and the
+features stay the ones the shipped model was trained on (golden values; fast paths equal their definitions)."""
 
 from __future__ import annotations
 
@@ -340,7 +341,7 @@ def _texts(seed: int, count: int, alphabet: list[str], longest: int = 24) -> lis
 
 # Every ASCII character, and the pieces the patterns care about often enough to meet each other.
 ASCII_ALPHABET = [chr(c) for c in range(128)] + ["1", "23", " ", "\n", ".", ")", "-", "*", "=", "^", "Ab", "x_y"] * 6
-OTHER_ALPHABET = ASCII_ALPHABET + ["é", "İ", "ß", "K", "٣", "•", "∑", "π", "\u00a0", "\u2028", "\x85", "你好", "😀"] * 3
+OTHER_ALPHABET = ASCII_ALPHABET + ["é", "İ", "ß", "K", "٣", "•", "∑", "π", "\u00a0", "\u2028", "\x85", "你好"] * 3
 
 
 def reference_dense(task_chars: int, sample: str, words: list[bytes], facts: dict, total: int) -> list[float]:
@@ -373,7 +374,8 @@ def test_fast_words_and_dense_counts_equal_the_patterns_that_define_them():
     """ASCII text is tokenised and counted with bytes operations, not the defining regexes: same results."""
     for text in [chr(a) + chr(b) + "x" + chr(b) for a in range(128) for b in range(128)]:
         assert features._tokens(text) == [w.encode() for w in features._TOKEN.findall(text.lower())]
-    for text in _texts(0, 15000, ASCII_ALPHABET) + _texts(1, 3000, OTHER_ALPHABET) + _texts(2, 200, OTHER_ALPHABET, 400):
+    texts = _texts(0, 15000, ASCII_ALPHABET) + _texts(1, 3000, OTHER_ALPHABET) + _texts(2, 200, OTHER_ALPHABET, 400)
+    for text in texts:
         words = features._tokens(text)
         assert words == [w.encode() for w in features._TOKEN.findall(text.lower())], text
         facts = {"turns": 2.0, "images": 1.0}

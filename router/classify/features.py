@@ -325,8 +325,9 @@ def featurize_parts(body: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[
     for text in context:
         _add_hashes(_tokens(text), halved)
     indices, values = _word_block(full, halved)
-    sample = "\n".join(part for part in (last, anchor, *context) if part)
-    return indices, values, _dense(task_chars, sample, last_words + anchor_words, facts, total)
+    sample = "\n".join(filter(None, (last, anchor, *context)))
+    words = last_words + anchor_words if anchor_words else last_words
+    return indices, values, _dense(task_chars, sample, words, facts, total)
 
 
 def featurize(body: dict[str, Any]) -> tuple[list[int], list[float]]:
