@@ -29,3 +29,16 @@ def test_quick_harness_prints_every_row() -> None:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert len(cells) == 4 and cells[2] == target, row
         assert cells[1] != "n/a", f"row {label!r} has no measurement\n{proc.stderr[-4000:]}"
+
+
+def test_upstream_client_comparison_runs_both_clients() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.upstream_client", "--requests", "30", "--rounds", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    import json
+
+    found = json.loads(proc.stdout)["client_cpu_us_per_request"]
+    assert set(found) == {"aiohttp", "http1"}
+    assert all(len(v) == 2 and all(x > 0 for x in v) for v in found.values()), found
