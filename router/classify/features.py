@@ -146,20 +146,22 @@ def segments(body: dict[str, Any]) -> tuple[str, str, list[str], dict[str, float
     if system:
         context.append(block_text(system, facts))
     messages = body.get("messages")
-    texts: list[tuple[str, str]] = []
+    texts: list[str] = []
+    users: list[int] = []  # where the user turns are in texts
     if isinstance(messages, list):
         for message in messages:
             if isinstance(message, dict):
-                texts.append((str(message.get("role", "")), block_text(message.get("content"), facts)))
-    users = [i for i, (role, _) in enumerate(texts) if role == "user"]
+                if str(message.get("role", "")) == "user":
+                    users.append(len(texts))
+                texts.append(block_text(message.get("content"), facts))
     last_index = users[-1] if users else -1
     anchor_index = last_index
-    if last_index >= 0 and len(texts[last_index][1].strip()) < FOLLOW_UP_CHARS:
-        stated = (i for i in reversed(users[:-1]) if len(texts[i][1].strip()) >= FOLLOW_UP_CHARS)
+    if last_index >= 0 and len(texts[last_index].strip()) < FOLLOW_UP_CHARS:
+        stated = (i for i in reversed(users[:-1]) if len(texts[i].strip()) >= FOLLOW_UP_CHARS)
         anchor_index = next(stated, last_index)
-    last = texts[last_index][1] if last_index >= 0 else ""
-    anchor = texts[anchor_index][1] if anchor_index != last_index else ""
-    context += [text for i, (_, text) in enumerate(texts) if i != last_index and i != anchor_index]
+    last = texts[last_index] if last_index >= 0 else ""
+    anchor = texts[anchor_index] if anchor_index != last_index else ""
+    context += [text for i, text in enumerate(texts) if i != last_index and i != anchor_index]
     total = len(last) + len(anchor) + sum(map(len, context))
     facts["turns"] = float(len(texts))
     return last, anchor, context, facts, total
