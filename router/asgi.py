@@ -155,8 +155,9 @@ async def send_stream(reply: StreamReply, receive: Receive, send: Send) -> None:
             pass
         except Exception as exc:  # a bug in the relay: the connection is closed by the server; type only
             log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
-        # A writer cancelled while it was in ``send`` leaves the relay suspended at a ``yield``; closing it
-        # here runs its cleanup now (upstream closed, request recorded) rather than at garbage collection.
+        # A writer cancelled while it was in ``send`` (or before it asked for the first chunk) leaves the
+        # relay unfinished; closing it here runs its cleanup now (upstream closed, request recorded) rather
+        # than at garbage collection, or never.
         aclose = getattr(reply.chunks, "aclose", None)
         if aclose is not None:
             await aclose()

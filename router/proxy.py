@@ -24,7 +24,7 @@ from router.plan import AUTO, Plan, plan
 from router.replies import Reply, StreamReply, failure_reply, json_reply, router_headers, stream_reply
 from router.services import Services
 from router.sticky import conversation_key
-from router.stream import StreamStats, open_stream, relay
+from router.stream import Relay, StreamStats, open_stream
 from router.upstream import Outbound
 from router.view import ParsedRequest, parse_request
 
@@ -131,7 +131,7 @@ async def _forward(
 
         request_id = opened.headers.get("request-id")
         headers = {**opened.headers, **router_headers(decision, result), **extra}
-        return stream_reply(headers, relay(opened, on_end)), True
+        return stream_reply(headers, Relay(opened, on_end)), True
 
     reply = result.success
     usage = usage_of(reply.body) if messages else {}

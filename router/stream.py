@@ -183,46 +183,77 @@ async def _read_to_commit(
             return OpenStream(response, idle_timeout, headers, held, framer, stats, finished=stats.end != "open")
 
 
-async def relay(stream: OpenStream, on_end: Callable[[StreamStats], None] | None = None) -> AsyncIterator[bytes]:
-    """The bytes the client receives after the commit point. Always ends the stream deliberately.
+class Relay:
+    """The bytes the client receives after the commit point, as an async iterator. Always ends the stream
+    deliberately, and ``on_end`` is called exactly once with what the relay saw, however the stream ended:
+    to the end, upstream failure, client gone mid-stream, or closed before the first chunk was asked for
+    (``aclose`` on a generator that never started would run none of its cleanup)."""
 
-    ``on_end`` is called once, however the stream ended (client gone included), with what the relay saw."""
-    stats = stream.stats
-    try:
-        yield b"".join(stream.held)
-        if stream.finished:
+    def __init__(self, stream: OpenStream, on_end: Callable[[StreamStats], None] | None = None) -> None:
+        self._stream = stream
+        self._on_end = on_end
+        self._chunks = self._relay()
+        self._started = False
+        self._finished = False
+
+    def __aiter__(self) -> Relay:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self._started = True
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        if self._started:
+            await self._chunks.aclose()
+        else:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        if self._finished:
             return
-        response = stream.response
-        idle_timeout = stream.idle_timeout
-        framer = stream.framer
-        while True:
-            try:
-                chunk = await response.chunk(idle_timeout)
-            except TimeoutError:
-                stats.end = "stall"
-                yield sse_error_frame(504, "upstream stream stalled; the answer is incomplete")
-                return
-            except TransportError:
-                stats.end = "cut"
-                yield sse_error_frame(502, "upstream connection lost mid-stream; the answer is incomplete")
-                return
-            if not chunk:
-                if stats.end == "open":
-                    stats.end = "cut"
-                    yield sse_error_frame(502, "upstream stream ended early; the answer is incomplete")
-                return
-            out = _relay_frames(framer.feed(chunk), stats)
-            if out:
-                yield out
-            if stats.end not in ("open", "complete", "upstream_error"):
-                return
-    finally:
+        self._finished = True
+        stats = self._stream.stats
         # Still open here means the relay was cancelled or closed early: the client went away.
         if stats.end == "open":
             stats.end = "client_gone"
-        await stream.close()
-        if on_end is not None:
-            on_end(stats)
+        await self._stream.close()
+        if self._on_end is not None:
+            self._on_end(stats)
+
+    async def _relay(self) -> AsyncIterator[bytes]:
+        stream = self._stream
+        stats = stream.stats
+        try:
+            yield b"".join(stream.held)
+            if stream.finished:
+                return
+            response = stream.response
+            idle_timeout = stream.idle_timeout
+            framer = stream.framer
+            while True:
+                try:
+                    chunk = await response.chunk(idle_timeout)
+                except TimeoutError:
+                    stats.end = "stall"
+                    yield sse_error_frame(504, "upstream stream stalled; the answer is incomplete")
+                    return
+                except TransportError:
+                    stats.end = "cut"
+                    yield sse_error_frame(502, "upstream connection lost mid-stream; the answer is incomplete")
+                    return
+                if not chunk:
+                    if stats.end == "open":
+                        stats.end = "cut"
+                        yield sse_error_frame(502, "upstream stream ended early; the answer is incomplete")
+                    return
+                out = _relay_frames(framer.feed(chunk), stats)
+                if out:
+                    yield out
+                if stats.end not in ("open", "complete", "upstream_error"):
+                    return
+        finally:
+            await self._finish()
 
 
 def _relay_frames(frames: list[Frame], stats: StreamStats) -> bytes:
