@@ -57,4 +57,3 @@ def test_partial_frame_is_held_back():
     frames, framer = frames_of([b"event: ping\ndata: {}\n\nevent: message_st"])
     assert [f.event for f in frames] == ["ping"]
     assert framer.pending == b"event: message_st"
-
