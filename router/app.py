@@ -17,7 +17,7 @@ from litestar.exceptions import HTTPException
 
 from router.errors import ClientFacingError, InternalError, MethodNotAllowed, NotFound, RequestTooLarge
 from router.errors import error_body
-from router.asgi import RouterApp
+from router.asgi import TOO_LARGE, RouterApp
 from router.replies import new_request_id
 from router.routes import ROUTES
 from router.services import build_services
@@ -29,7 +29,7 @@ log = logging.getLogger("router")
 _HTTP_ERRORS: dict[int, tuple[type[ClientFacingError], str]] = {
     404: (NotFound, "not found: the router serves /v1/messages, /v1/messages/count_tokens and /v1/models"),
     405: (MethodNotAllowed, "method not allowed on this path"),
-    413: (RequestTooLarge, "request body too large: the limit is 32 MB"),
+    413: (RequestTooLarge, TOO_LARGE),
 }
 
 

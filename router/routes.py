@@ -30,9 +30,9 @@ def _services(request: Request[Any, Any, Any]) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def json_reply(status: int, headers: dict[str, str], body: bytes) -> ASGIResponse:
+def _json(status: int, body: bytes) -> ASGIResponse:
     # Annotated as the base class: Litestar sends an ASGIResponse as it is, without re-encoding.
-    return ASGIResponse(body=body, status_code=status, headers=headers, media_type="application/json")
+    return ASGIResponse(body=body, status_code=status, media_type="application/json")
 
 
 def _model_entries(svc: Services) -> list[dict[str, Any]]:
@@ -79,7 +79,7 @@ async def list_models(request: Request[Any, Any, Any]) -> ASGIResponse:
     await _read_auth_only(request)
     entries = _model_entries(_services(request))
     body = {"data": entries, "has_more": False, "first_id": entries[0]["id"], "last_id": entries[-1]["id"]}
-    return json_reply(200, {}, msgspec.json.encode(body))
+    return _json(200, msgspec.json.encode(body))
 
 
 @get("/v1/models/{model_id:str}")
@@ -87,7 +87,7 @@ async def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) ->
     await _read_auth_only(request)
     for entry in _model_entries(_services(request)):
         if entry["id"] == model_id:
-            return json_reply(200, {}, msgspec.json.encode(entry))
+            return _json(200, msgspec.json.encode(entry))
     raise NotFound(f"model: {model_id} is neither a router tier nor a model in the tier table")
 
 
@@ -115,7 +115,7 @@ async def classify(request: Request[Any, Any, Any]) -> ASGIResponse:
     svc = _services(request)
     threshold = svc.store.current.classifier.confidence_threshold
     result = await svc.triage.classify(body, local_only=local_only, threshold=threshold)
-    return json_reply(200, {}, msgspec.json.encode(result.classification))
+    return _json(200, msgspec.json.encode(result.classification))
 
 
 @post("/v1/router/explain", status_code=200)
@@ -131,7 +131,7 @@ async def explain_request(request: Request[Any, Any, Any]) -> ASGIResponse:
         classification = (await svc.triage.classify(parsed.body, local_only=True)).classification
     headers = {name.lower(): value for name, value in request.headers.items() if name.lower().startswith(("x-router-", "anthropic-beta"))}
     report = explain(policy, parsed.body, headers=headers, tenant=who.name if who.tenant else None, classification=classification)
-    return json_reply(200, {}, msgspec.json.encode(report))
+    return _json(200, msgspec.json.encode(report))
 
 
 @post("/v1/router/admin/reload", status_code=200)
@@ -145,7 +145,7 @@ async def admin_reload(request: Request[Any, Any, Any]) -> ASGIResponse:
     if key is None or hash_key(key) != expected:
         raise AuthenticationFailed("admin key required")
     result = await svc.store.reload("admin")
-    return json_reply(200 if result.ok else 422, {}, msgspec.json.encode(result))
+    return _json(200 if result.ok else 422, msgspec.json.encode(result))
 
 
 @get("/metrics")
@@ -158,7 +158,7 @@ async def metrics(request: Request[Any, Any, Any]) -> ASGIResponse:
 @get("/livez")
 async def livez() -> ASGIResponse:
     """The process answers. No dependency checks: a slow upstream must not get the pod restarted."""
-    return json_reply(200, {}, b'{"status":"ok"}')
+    return _json(200, b'{"status":"ok"}')
 
 
 @get("/readyz")
@@ -166,7 +166,7 @@ async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Ready to take traffic: policies loaded. Never calls Anthropic."""
     svc = _services(request)
     if svc.draining:
-        return json_reply(503, {}, b'{"status":"draining"}')
+        return _json(503, b'{"status":"draining"}')
     tiers = svc.store.current.tiers
     details = {
         "status": "ready",
@@ -176,7 +176,7 @@ async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
         "default_tier": tiers.default_tier,
         "cooling": sorted(svc.cooldowns.active(svc.clock())),
     }
-    return json_reply(200, {}, msgspec.json.encode(details))
+    return _json(200, msgspec.json.encode(details))
 
 
 # ``POST /v1/messages`` and ``count_tokens`` are served by ``router.asgi`` in front of these routes.

@@ -33,9 +33,6 @@ class Upstream:
         # Unbounded: the router's own concurrency is the limit; a pool cap would queue requests invisibly.
         return cls(url, settings.upstream_key, Pool(url, settings.connect_timeout))
 
-    def url(self, path_qs: str) -> str:
-        return self.base_url + path_qs
-
     async def close(self) -> None:
         await self.pool.close()
 
@@ -63,10 +60,6 @@ class Outbound:
         self.parsed = parsed
         self.models = models or {}
         self.action = action
-
-    @property
-    def url(self) -> str:
-        return self.upstream.url(self.path_qs)
 
     def body(self, model: str) -> bytes:
         info = self.models.get(model)
