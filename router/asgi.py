@@ -20,7 +20,7 @@ from typing import Any
 
 from litestar import Litestar
 
-from router.errors import ClientFacingError, InternalError, MethodNotAllowed, RequestTooLarge
+from router.errors import ClientFacingError, ClientGone, InternalError, MethodNotAllowed, RequestTooLarge
 from router.proxy import Inbound, forward
 from router.replies import Reply, StreamReply, error_reply
 
@@ -37,10 +37,6 @@ PROXY_ROUTES: dict[str, tuple[str, bool]] = {
     "/v1/messages/count_tokens": ("/v1/messages/count_tokens", False),
 }
 TOO_LARGE = "request body too large: the limit is 32 MB"
-
-
-class ClientGone(Exception):
-    """The client disconnected before its request body arrived: there is no one to answer."""
 
 
 class RouterApp:

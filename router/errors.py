@@ -8,6 +8,7 @@ status that makes the client SDK raise the matching exception class.
     ├── ConfigError                 bad settings or policy files (never reaches a client)
     ├── TransportError              the upstream connection failed (``http1``); the dispatcher turns it
     │                               into a retryable failure, so it never reaches a client as such
+    ├── ClientGone                  the client left before its request body arrived (nobody to answer)
     └── ClientFacingError           rendered to the client in Anthropic's envelope
         ├── InvalidRequest          400 invalid_request_error
         ├── AuthenticationFailed    401 authentication_error
@@ -68,6 +69,10 @@ class TransportError(RouterError):
         super().__init__(message)
         self.label = label
         self.message = message
+
+
+class ClientGone(RouterError):
+    """The client disconnected before its request body arrived: there is no one to answer."""
 
 
 class ClientFacingError(RouterError):
