@@ -115,10 +115,18 @@ def _raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 async def send_reply(reply: Reply, send: Send) -> None:
+    """Write a complete reply, then run its accounting (``reply.after``) -- whether or not the write worked."""
     raw = _raw_headers(reply.headers)
     raw.append((b"content-length", str(len(reply.body)).encode()))
-    await send({"type": "http.response.start", "status": reply.status, "headers": raw})
-    await send({"type": "http.response.body", "body": reply.body})
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+        await send({"type": "http.response.body", "body": reply.body})
+    finally:
+        if reply.after is not None:
+            try:
+                reply.after()
+            except Exception as exc:  # a bug in the accounting: the answer is out; log the type only
+                log.error("unexpected error while accounting a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
 
 
 async def send_stream(reply: StreamReply, receive: Receive, send: Send) -> None:

@@ -21,6 +21,8 @@ from router.facts import request_facts
 from router.headers import upstream_headers
 from router.observe import record_attempts, record_request, record_triage, record_usage
 from router.plan import AUTO, Plan, plan
+from router.policy.loader import Policy
+from router.policy.tenants import TenantView
 from router.replies import Reply, StreamReply, failure_reply, json_reply, router_headers, stream_reply
 from router.services import Services
 from router.sticky import conversation_key
@@ -133,14 +135,36 @@ async def _forward(
         headers = {**opened.headers, **router_headers(decision, result), **extra}
         return stream_reply(headers, Relay(opened, on_end)), True
 
+    # The answer goes out first; its accounting runs once it is written (``router.asgi.send_reply``).
     reply = result.success
+    headers = {**reply.headers, **router_headers(decision, result), **extra}
+    account = partial(_account, svc, policy, decision, result, parsed, started, who, estimated, reply, messages)
+    answer = json_reply(reply.status, headers, reply.body)
+    answer.after = account
+    return answer, False
+
+
+def _account(
+    svc: Services,
+    policy: Policy,
+    decision: Plan,
+    result: Any,
+    parsed: ParsedRequest,
+    started: float,
+    who: TenantView,
+    estimated: int,
+    reply: Reply,
+    messages: bool,
+) -> None:
+    """A non-streaming answer's usage, cost, budget, metrics and log line, after the client has it."""
+    metrics = svc.metrics
+    answered = result.target.model if result.target else None
     usage = usage_of(reply.body) if messages else {}
     usd = record_usage(metrics, policy, answered, usage)
     settle(svc, who, estimated, usage, usd)
     record_request(metrics, decision, "ok", svc.clock() - started, False)
     fields = _usage_fields(who.name, reply.headers.get("request-id"), usage, usd)
     _log(decision, result, parsed, started, svc, "ok", extra=fields)
-    return json_reply(reply.status, {**reply.headers, **router_headers(decision, result), **extra}, reply.body), False
 
 
 def _usage_fields(tenant: str, request_id: str | None, usage: dict[str, int], usd: float) -> dict[str, Any]:

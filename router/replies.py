@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from router.dispatch import Dispatched
 from router.errors import ClientFacingError, UpstreamUnavailable, error_body
@@ -38,14 +38,17 @@ def router_headers(plan: Plan, result: Dispatched[object]) -> dict[str, str]:
 
 
 class Reply:
-    """A complete response: status, headers (lower-case names) and body."""
+    """A complete response: status, headers (lower-case names) and body. ``after``, when set, is the
+    request's accounting (usage, budget, metrics, log line), run once the body has been written (or the
+    write failed), so the client does not wait for it."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("after", "body", "headers", "status")
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, after: Callable[[], None] | None = None) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.after = after
 
 
 class StreamReply:
