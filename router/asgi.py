@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from litestar import Litestar
@@ -131,37 +131,53 @@ async def send_reply(reply: Reply, send: Send) -> None:
 
 async def send_stream(reply: StreamReply, receive: Receive, send: Send) -> None:
     """Write the stream while watching the connection: a client that leaves cancels the relay, whose
-    cleanup closes the upstream response (so generation stops) and records the request's end."""
+    cleanup closes the upstream response (so generation stops) and records the request's end.
 
-    async def pump() -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": _raw_headers(reply.headers)})
-        async for chunk in reply.chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def disconnected() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    writer = asyncio.ensure_future(pump())
-    watcher = asyncio.ensure_future(disconnected())
+    The headers and the first chunk (the frames held back to the commit point, which the relay has in hand)
+    are written before any task is started: the first token does not wait for a task switch."""
+    chunks = reply.chunks
+    writer: asyncio.Future[None] | None = None
+    watcher: asyncio.Future[None] | None = None
     try:
+        await send({"type": "http.response.start", "status": 200, "headers": _raw_headers(reply.headers)})
+        first = await anext(aiter(chunks), None)
+        if first is None:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        writer = asyncio.ensure_future(_pump(chunks, send))
+        watcher = asyncio.ensure_future(_disconnected(receive))
         await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except Exception as exc:  # a bug in the relay: the connection is closed by the server; type only
+        log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
     finally:
-        if not writer.done():
+        if writer is not None and not writer.done():
             writer.cancel()
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        try:
-            await writer
-        except asyncio.CancelledError:
-            pass
-        except Exception as exc:  # a bug in the relay: the connection is closed by the server; type only
-            log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if writer is not None:
+            try:
+                await writer
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # a bug in the relay, as above
+                log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
         # A writer cancelled while it was in ``send`` (or before it asked for the first chunk) leaves the
         # relay unfinished; closing it here runs its cleanup now (upstream closed, request recorded) rather
         # than at garbage collection, or never.
-        aclose = getattr(reply.chunks, "aclose", None)
+        aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def _pump(chunks: AsyncIterator[bytes], send: Send) -> None:
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
