@@ -3,6 +3,7 @@
     python -m bench.harness                 # full run (default 3 rounds, a few minutes on 2 cores)
     python -m bench.harness --quick         # smoke run: every row, tiny sample sizes (~30 s)
     python -m bench.harness --rounds 5 --json results.json --profile router.raw
+    python -m bench.harness --cores split   # the router alone on CPU 0, simulator and load generator on CPU 1
 
 Starts three separate processes -- the simulated upstream (``python -m router sim``), the router
 (``python -m router serve`` with a temporary copy of ``policies/`` whose classifier never calls Haiku) and
@@ -120,10 +121,10 @@ def wait_ready(url: str, proc: subprocess.Popen, what: str, timeout: float = 60.
     raise RuntimeError(f"{what} not ready after {timeout:.0f} s")
 
 
-def bench_policies(tmp: Path) -> Path:
-    """A copy of policies/ whose classifier never asks Haiku (local classification only)."""
+def bench_policies(tmp: Path, source: Path = ROOT / "policies") -> Path:
+    """A copy of ``source`` (policies/) whose classifier never asks Haiku (local classification only)."""
     target = tmp / "policies"
-    shutil.copytree(ROOT / "policies", target)
+    shutil.copytree(source, target)
     path = target / "classifier.yaml"
     lines = []
     for line in path.read_text().splitlines():
@@ -179,6 +180,17 @@ class Stack:
         if "fatal" in result:
             raise RuntimeError("load generator failed: " + result["fatal"])
         return result
+
+    def split_cores(self) -> None:
+        """The router alone on the first CPU, the simulator and the load generator on the second (every
+        thread of each process)."""
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise RuntimeError("--cores split needs two CPUs")
+        router_cpu, other_cpu = {cpus[0]}, {cpus[1]}
+        for proc, cpus_for in ((self.router, router_cpu), (self.sim, other_cpu), (self.load, other_cpu)):
+            for task in Path(f"/proc/{proc.pid}/task").iterdir():
+                os.sched_setaffinity(int(task.name), cpus_for)
 
     def profiles(self, profiles: dict[str, Any]) -> None:
         status, body = http("PUT", self.sim_url + "/_sim/profiles", {"profiles": profiles})
@@ -546,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write results, per-arm detail and machine info here")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the router under c=64 auto, to this file")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
+    parser.add_argument("--cores", choices=("shared", "split"), default="shared",
+                        help="shared: the three processes share every core (default); split: the router alone on "
+                             "CPU 0, simulator and load generator on CPU 1, as a router on its own core would run")
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"comma-separated phases to run (default all: {','.join(PHASES)})")
     args = parser.parse_args(argv)
@@ -558,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(stack, args)
         try:
             bench.log(f"sim pid {stack.sim.pid}, router pid {stack.router.pid}, load pid {stack.load.pid}; {args.rounds} rounds")
+            if args.cores == "split":
+                stack.split_cores()
+                bench.log("cores split: router on CPU 0, sim and load generator on CPU 1")
             only = set(args.only.split(","))
             if "latency" in only:
                 bench.latency("0ms", PROFILE_0MS, 40 if q else 1000)
@@ -580,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     if "classifier" in set(args.only.split(",")):
         bench.classifier(200 if q else 2000)
     info = machine()
-    print(f"\nrouter vs direct: {args.rounds} interleaved round(s){' (quick)' if q else ''}; "
+    print(f"\nrouter vs direct: {args.rounds} interleaved round(s){' (quick)' if q else ''}, cores {args.cores}; "
           f"nproc={info['nproc']}, {info['cpu']}, Python {info['python']}; {time.monotonic() - started:.0f} s\n")
     print("Deltas are router minus direct at the same percentile (ms); ratios are router/direct.\n")
     print(table(bench.results))
@@ -596,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         for frame, share in prof["by_package_pct"]:
             print(f"  {share:5.1f}%  {frame}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "rounds": args.rounds, "quick": q,
+        args.json.write_text(json.dumps({"machine": info, "rounds": args.rounds, "quick": q, "cores": args.cores,
                                          "results": bench.results, "detail": bench.detail}, indent=2))
     return 0
 

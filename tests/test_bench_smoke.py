@@ -42,3 +42,22 @@ def test_upstream_client_comparison_runs_both_clients() -> None:
     found = json.loads(proc.stdout)["client_cpu_us_per_request"]
     assert set(found) == {"aiohttp", "http1"}
     assert all(len(v) == 2 and all(x > 0 for x in v) for v in found.values()), found
+
+
+def test_paired_comparison_runs_both_builds() -> None:
+    """``bench.compare`` against HEAD: both routers serve every arm and every figure is a number."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.compare", "HEAD", "--quick", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout)
+    for phase in ("latency_0ms", "latency_20ms", "ttft_1_stream"):
+        for name in ("p50_concrete", "p50_auto", "p99_concrete", "p99_auto"):
+            figures = report[phase][name]
+            assert set(figures) == {"new_minus_old", "old_vs_direct", "new_vs_direct"}
+            assert all(isinstance(v, float) and v == v for v in figures.values()), (phase, name, figures)
+    for arm in ("old", "new", "old_auto", "new_auto"):
+        assert report["c64"][arm]["router_cpu_ms_per_req"] > 0 and report["c64"][arm]["req_per_s"] > 0, report["c64"]

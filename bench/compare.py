@@ -1,0 +1,140 @@
+"""Paired comparison of two router builds: this working tree against a git ref, in the same run.
+
+    python -m bench.compare REF [--rounds 6]     # e.g. python -m bench.compare HEAD~3
+
+A change's effect on this shared machine is smaller than the drift between two harness runs, so it is
+measured here side by side: one simulated upstream, one load generator, and two routers -- this tree
+(``new``) and ``REF`` unpacked with ``git archive`` (``old``), both run with the project's Python and the
+harness's policies. Every round runs each arm (direct, old, new; concrete id and ``auto``) back to back,
+in an order that alternates between rounds, so drift falls on both builds alike. Reported per phase: the
+new build minus the old at the same percentile (negative = the change made the router faster), with each
+build's own delta against direct for context, and router CPU per request at c=64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.harness import (
+    CONCRETE, HEADERS, PROFILE_0MS, PROFILE_20MS, PROFILE_STREAM, ROOT, Stack, body, bench_policies, cpu_seconds,
+    free_port, pct, wait_ready,
+)
+
+ARMS = ("direct", "old", "new", "old_auto", "new_auto")
+
+
+def unpack(ref: str, into: Path) -> Path:
+    """The tree of ``ref`` (router/, models/, policies/ ...) as plain files under ``into``."""
+    archive = into / "old.tar"
+    subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), ref], cwd=ROOT, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "old", filter="data")
+    return into / "old"
+
+
+class Pair:
+    def __init__(self, stack: Stack, old_root: Path, tmp: Path) -> None:
+        self.stack = stack
+        port = free_port()
+        self.old_url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "ANTHROPIC_API_KEY": "x", "ROUTER_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+        # cwd first on sys.path: ``-m router`` imports the old tree's package, not this one.
+        self.old = subprocess.Popen(
+            [sys.executable, "-m", "router", "serve", "--port", str(port), "--upstream-url", stack.sim_url,
+             "--policies", str(bench_policies(tmp / "old-policies", old_root / "policies")),
+             "--models", str(old_root / "models"), "--log-level", "WARNING"],
+            cwd=old_root, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "old-router.log", "wb"),
+        )
+        stack.procs.append(self.old)
+        wait_ready(self.old_url + "/livez", self.old, "old router")
+
+    def target(self, arm: str) -> tuple[str, str]:
+        model = "auto" if arm.endswith("_auto") else CONCRETE
+        if arm == "direct":
+            return self.stack.sim_url + "/v1/messages", CONCRETE
+        base = self.old_url if arm.startswith("old") else self.stack.router_url
+        return base + "/v1/messages", model
+
+    def run(self, arm: str, stream: bool = False, **cmd: Any) -> dict[str, Any]:
+        url, model = self.target(arm)
+        payload = [body(model, stream=stream, max_tokens=64 if stream else 16)]
+        return self.stack.drive({"url": url, "headers": HEADERS, "bodies": payload, "stream": stream, **cmd})
+
+
+def rounds_order(rnd: int) -> tuple[str, ...]:
+    return ARMS if rnd % 2 == 0 else tuple(reversed(ARMS))
+
+
+def compare(pooled: dict[str, list[float]], quantiles: tuple[float, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for suffix in ("", "_auto"):
+        for q in quantiles:
+            old, new, direct = (pct(pooled[a + suffix] if a != "direct" else pooled["direct"], q) for a in ("old", "new", "direct"))
+            name = f"p{int(q * 100)}{suffix or '_concrete'}"
+            out[name] = {"new_minus_old": round(new - old, 3), "old_vs_direct": round(old - direct, 3),
+                         "new_vs_direct": round(new - direct, 3)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ref", help="the git ref to compare this working tree against")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--quick", action="store_true", help="tiny samples: checks the comparison runs")
+    args = parser.parse_args(argv)
+    n0, n20, nstream, seconds = (30, 10, 10, 0.5) if args.quick else (600, 100, 60, 3.0)
+    report: dict[str, Any] = {"ref": args.ref, "rounds": args.rounds}
+    with tempfile.TemporaryDirectory(prefix="compare-") as tmp_name:
+        tmp = Path(tmp_name)
+        old_root = unpack(args.ref, tmp)
+        (tmp / "stack").mkdir()
+        stack = Stack(tmp / "stack")
+        try:
+            pair = Pair(stack, old_root, tmp)
+            for label, profile, n, stream in (("latency_0ms", PROFILE_0MS, n0, False), ("latency_20ms", PROFILE_20MS, n20, False),
+                                              ("ttft_1_stream", PROFILE_STREAM, nstream, True)):
+                stack.profiles(profile)
+                pooled: dict[str, list[float]] = defaultdict(list)
+                for rnd in range(args.rounds):
+                    for arm in rounds_order(rnd):
+                        r = pair.run(arm, stream=stream, concurrency=1, requests=n, warmup=20)
+                        pooled[arm] += r["ttft_ms"] if stream else r["lat_ms"]
+                report[label] = compare(pooled, (0.5, 0.99))
+                print(label, json.dumps(report[label]), file=sys.stderr, flush=True)
+            stack.profiles(PROFILE_20MS)
+            pids = {"old": pair.old.pid, "new": stack.router.pid}
+            cpu: dict[str, list[float]] = defaultdict(list)
+            rate: dict[str, list[float]] = defaultdict(list)
+            for rnd in range(max(args.rounds // 2, 1)):
+                for arm in rounds_order(rnd):
+                    pid = pids.get(arm.split("_")[0])
+                    before = cpu_seconds(pid) if pid else 0.0
+                    r = pair.run(arm, concurrency=64, duration=seconds, warmup=128)
+                    served = sum(r["status"].values()) + 128
+                    if pid:
+                        cpu[arm].append((cpu_seconds(pid) - before) * 1000 / served)
+                    rate[arm].append(r["count"] / r["elapsed_s"])
+            report["c64"] = {
+                arm: {"router_cpu_ms_per_req": round(statistics.median(cpu[arm]), 3) if cpu[arm] else None,
+                      "req_per_s": round(statistics.median(rate[arm]))}
+                for arm in ARMS
+            }
+            print("c64", json.dumps(report["c64"]), file=sys.stderr, flush=True)
+        finally:
+            stack.close()
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
