@@ -61,3 +61,33 @@ def test_paired_comparison_runs_both_builds() -> None:
             assert all(isinstance(v, float) and v == v for v in figures.values()), (phase, name, figures)
     for arm in ("old", "new", "old_auto", "new_auto"):
         assert report["c64"][arm]["router_cpu_ms_per_req"] > 0 and report["c64"][arm]["req_per_s"] > 0, report["c64"]
+
+
+def test_idle_dependence_runs_every_case() -> None:
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.idle", "--quick", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout)
+    for case in ("json_0ms", "json_3ms", "stream_20ms_first_token"):
+        figures = report[case]
+        assert figures["direct_p50_ms"] > 0, figures
+        assert all(isinstance(figures[k], float) for k in ("added_p50_concrete_ms", "added_p50_auto_ms")), figures
+    # The 3 ms upstream is really slower than the 0 ms one: the cases measure what they say.
+    assert report["json_3ms"]["direct_p50_ms"] > report["json_0ms"]["direct_p50_ms"] + 2.0, report
+
+
+def test_gc_pause_measures_both_ways() -> None:
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.gc_pause", "--times", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout)
+    assert report["tracked_objects"] > 50_000 and report["frozen_objects"] > 50_000, report
+    assert len(report["full_collection_ms"]) == 1 and len(report["full_collection_ms_frozen"]) == 1, report
