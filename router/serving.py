@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from router.app import create_app
+from router.server_protocol import RouterHttpProtocol
 from router.settings import Settings
 
 
@@ -24,7 +25,8 @@ def uvicorn_config(settings: Settings, *, loop: str = "uvloop") -> uvicorn.Confi
         host=settings.host,
         port=settings.port,
         loop=loop,
-        http="httptools",
+        http=RouterHttpProtocol,  # httptools, with each response head written together with its body
+        ws="none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
         lifespan="on",
         access_log=False,  # the router logs one line per request itself, without query strings
         log_config=None,  # logging is configured by the CLI (router.logs)
