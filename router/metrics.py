@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
@@ -118,6 +118,10 @@ class Family:
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
+        # The process's own CPU, memory and file descriptors, and the collector's counts per generation,
+        # read at scrape time (CPU per request = process CPU / requests, as the benchmark measures it).
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
         self.requests = Family(Counter("router_requests_total", "Requests by tier, deciding rule and outcome.", ["tier", "rule", "outcome"], registry=r))
         self.duration = Family(Histogram(
             "router_request_duration_seconds", "End-to-end request latency.", ["tier", "stream"], buckets=LATENCY_BUCKETS, registry=r

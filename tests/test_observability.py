@@ -65,6 +65,20 @@ def test_every_request_is_counted_once_even_when_refused(router):
     assert value(m, "router_requests_in_flight") == 0
 
 
+def test_process_cpu_memory_and_gc_are_exposed_for_cpu_per_request(router):
+    """The dashboard's CPU-per-request panel divides process CPU by requests: both must be there, and the
+    CPU counter must move with work."""
+    before = scrape(router)
+    for _ in range(20):
+        sdk_client(router).messages.create(model="auto", max_tokens=16, messages=MESSAGES)
+    after = scrape(router)
+    assert value(after, "process_cpu_seconds_total") > value(before, "process_cpu_seconds_total") > 0
+    assert value(after, "process_resident_memory_bytes") > 10e6
+    assert value(after, "process_open_fds") > 0
+    for generation in ("0", "1", "2"):
+        assert f'python_gc_collections_total{{generation="{generation}"}}' in after
+
+
 def test_label_sets_stay_bounded_under_random_models_keys_and_paths(make_router, sim):
     key = "sk-router-cardinality-0123456789"
     tenants = f'tenants:\n  only:\n    keys: ["{hash_key(key)}"]\n'
