@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.harness import (
     CONCRETE, HEADERS, PROFILE_0MS, PROFILE_20MS, PROFILE_STREAM, ROOT, Stack, body, bench_policies, cpu_seconds,
-    free_port, pct, wait_ready,
+    free_port, order, pct, wait_ready,
 )
 
 ARMS = ("direct", "old", "new", "old_auto", "new_auto")
@@ -71,15 +71,11 @@ class Pair:
         return self.stack.drive({"url": url, "headers": HEADERS, "bodies": payload, "stream": stream, **cmd})
 
 
-def rounds_order(rnd: int) -> tuple[str, ...]:
-    return ARMS if rnd % 2 == 0 else tuple(reversed(ARMS))
-
-
 def compare(pooled: dict[str, list[float]], quantiles: tuple[float, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for suffix in ("", "_auto"):
         for q in quantiles:
-            old, new, direct = (pct(pooled[a + suffix] if a != "direct" else pooled["direct"], q) for a in ("old", "new", "direct"))
+            old, new, direct = (pct(pooled[arm], q) for arm in ("old" + suffix, "new" + suffix, "direct"))
             name = f"p{int(q * 100)}{suffix or '_concrete'}"
             out[name] = {"new_minus_old": round(new - old, 3), "old_vs_direct": round(old - direct, 3),
                          "new_vs_direct": round(new - direct, 3)}
@@ -106,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 stack.profiles(profile)
                 pooled: dict[str, list[float]] = defaultdict(list)
                 for rnd in range(args.rounds):
-                    for arm in rounds_order(rnd):
+                    for arm in order(ARMS, rnd):
                         r = pair.run(arm, stream=stream, concurrency=1, requests=n, warmup=20)
                         pooled[arm] += r["ttft_ms"] if stream else r["lat_ms"]
                 report[label] = compare(pooled, (0.5, 0.99))
@@ -116,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu: dict[str, list[float]] = defaultdict(list)
             rate: dict[str, list[float]] = defaultdict(list)
             for rnd in range(max(args.rounds // 2, 1)):
-                for arm in rounds_order(rnd):
+                for arm in order(ARMS, rnd):
                     pid = pids.get(arm.split("_")[0])
                     before = cpu_seconds(pid) if pid else 0.0
                     r = pair.run(arm, concurrency=64, duration=seconds, warmup=128)
