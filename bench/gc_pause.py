@@ -1,5 +1,5 @@
 """The pause a full garbage collection costs in a router process, with and without the start-up heap
-frozen (what ``router.serving.freeze_heap`` does once the server is up).
+frozen (what ``router.server.serving.freeze_heap`` does once the server is up).
 
     python -m bench.gc_pause [--times 3]
 
@@ -15,8 +15,8 @@ import gc
 import json
 import time
 
-from router.app import create_app
-from router.services import build_services
+from router.server.app import create_app
+from router.server.lifespan import build_services
 from router.settings import Settings
 
 

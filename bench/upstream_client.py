@@ -1,5 +1,5 @@
 """Client-side CPU per request of the upstream HTTP client: aiohttp (what the router used) against
-``router.http1.Pool`` (what it uses), both sending the same request to the simulated upstream.
+``router.upstream.http1.Pool`` (what it uses), both sending the same request to the simulated upstream.
 
     .venv/bin/python -m bench.upstream_client [--requests 3000] [--rounds 2]
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.harness import free_port, wait_ready
-from router.http1 import Pool
+from router.upstream.http1 import Pool
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = json.dumps(

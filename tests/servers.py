@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from router.serving import uvicorn_config
+from router.server.serving import uvicorn_config
 from router.settings import Settings
 
 

@@ -16,7 +16,7 @@ from router.classify.config import ClassifierPolicy
 from router.policy.model import RulesFile, Rule, TenantsFile
 from router.policy.source import PolicyError, Position, Problem, SourceFile, convert, parse
 from router.policy.validate import check_classifier, check_rules, check_tenants, check_tiers
-from router.tiers import TierTable
+from router.policy.tiers import TierTable
 
 TIERS, RULES, CLASSIFIER, TENANTS = "tiers.yaml", "rules.yaml", "classifier.yaml", "tenants.yaml"
 KNOWN_FILES = (TIERS, RULES, CLASSIFIER, TENANTS)

@@ -2,7 +2,7 @@
 
 Files and what they decode to:
 
-* ``tiers.yaml``      -> ``router.tiers.TierTable`` (tiers, their models and fallbacks) plus ``models``
+* ``tiers.yaml``      -> ``router.policy.tiers.TierTable`` (tiers, their models and fallbacks) plus ``models``
 * ``rules.yaml``      -> ``RulesFile``: ordered rules, first match wins, the last one is the default
 * ``classifier.yaml`` -> ``router.classify.config.ClassifierPolicy``
 * ``tenants.yaml``    -> ``TenantsFile``: hashed keys, allowed tiers, rule overrides, rate limits, budgets

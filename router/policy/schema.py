@@ -28,7 +28,7 @@ import msgspec
 from router.classify.config import ClassifierPolicy
 from router.policy.loader import CLASSIFIER, KNOWN_FILES, RULES, TENANTS, TIERS
 from router.policy.model import RulesFile, TenantsFile
-from router.tiers import TierTable
+from router.policy.tiers import TierTable
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "policies" / "schema"

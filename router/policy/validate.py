@@ -12,11 +12,11 @@ from collections.abc import Iterable
 
 from router.classify.config import ClassifierPolicy
 from router.classify.schema import CATEGORIES, COMPLEXITIES
+from router.policy.keys import is_key_hash
 from router.policy.model import BY_COMPLEXITY, REQUESTED, Range, Rule, TenantsFile
 from router.policy.source import Path_, Problem, SourceFile
-from router.tiers import TierTable
+from router.policy.tiers import TierTable
 
-_KEY_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class Checker:
@@ -160,7 +160,7 @@ def check_tenants(source: SourceFile, tenants: TenantsFile, tiers: TierTable) ->
         if not tenant.keys:
             c.add((*here, "keys"), f"tenant {name!r} has no keys")
         for index, key in enumerate(tenant.keys):
-            if not _KEY_HASH.fullmatch(key):
+            if not is_key_hash(key):
                 c.add((*here, "keys", index), "keys must be stored hashed as sha256:<64 hex>", "router policy hash-key prints the hash of a key")
             elif key in owners:
                 c.add((*here, "keys", index), f"key hash also belongs to tenant {owners[key]!r}")

@@ -1,0 +1,108 @@
+"""Command line: ``router serve`` runs the gateway, ``router sim`` the simulated Anthropic upstream.
+
+Owns argument parsing and process start-up. Flags override environment variables; see README's
+configuration table for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from router.errors import ConfigError
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="run the router")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    p.add_argument("--policies", type=Path, default=Path("policies"), help="policy directory (default policies/)")
+    p.add_argument("--models", type=Path, default=Path("models"), help="classifier model directory (default models/)")
+    p.add_argument(
+        "--upstream-url",
+        default=None,
+        help="Anthropic API base URL (env ROUTER_UPSTREAM_URL; default https://api.anthropic.com)",
+    )
+    p.add_argument("--request-timeout", type=float, default=None, help="deadline per request, seconds (600)")
+    p.add_argument("--connect-timeout", type=float, default=None, help="upstream connect timeout, seconds (10)")
+    p.add_argument(
+        "--first-content-timeout",
+        type=float,
+        default=None,
+        help="streams: seconds to the first content event before falling back (60)",
+    )
+    p.add_argument(
+        "--stream-idle-timeout", type=float, default=None, help="streams: longest upstream silence, seconds (120)"
+    )
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (env ROUTER_LOG_LEVEL; INFO)")
+    p.add_argument(
+        "--drain-seconds", type=float, default=None, help="on SIGTERM, time for in-flight requests to finish (30)"
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from router.observability.logs import configure_logging
+    from router.server.serving import DrainingServer, uvicorn_config
+    from router.settings import Settings
+    from router.classify.local import load as load_local_model
+    from router.policy.loader import load_policy
+    from router.tenancy.tenants import check_bind
+
+    settings = Settings.from_env(
+        host=args.host,
+        port=args.port,
+        policies_dir=args.policies,
+        models_dir=args.models,
+        upstream_url=args.upstream_url,
+        request_timeout=args.request_timeout,
+        connect_timeout=args.connect_timeout,
+        first_content_timeout=args.first_content_timeout,
+        stream_idle_timeout=args.stream_idle_timeout,
+        log_level=args.log_level,
+        drain_seconds=args.drain_seconds,
+    )
+    configure_logging(settings.log_level)
+    try:
+        # Fail before binding the port, with the file's own message.
+        policy = load_policy(settings.policies_dir)
+        load_local_model(settings.models_dir, policy.classifier.model)
+        check_bind(settings.host, policy.tenants)
+    except ConfigError as exc:
+        print(f"router: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn_config(settings)
+    DrainingServer(config).run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from router.cli.classify import add_commands as add_classifier_commands
+    from router.cli.policy import add_commands as add_policy_commands
+    from router.sim.cli import add_sim_arguments
+
+    parser = argparse.ArgumentParser(prog="router", description="Anthropic-compatible tier router")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    add_sim_arguments(sub.add_parser("sim", help="run the simulated Anthropic upstream"))
+    add_classifier_commands(sub)
+    add_policy_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "policy":
+        from router.cli.policy import run as run_policy
+
+        return run_policy(args)
+    if args.command in ("train", "eval", "classify", "calibrate"):
+        from router.cli.classify import run
+
+        return run(args)
+    from router.sim.cli import run_sim
+
+    return run_sim(args)

@@ -1,0 +1,147 @@
+"""Executing a plan: try targets in order, fall back on retryable failures, keep cooldowns, wait out a short
+retry-after when nothing else is left.
+
+The loop is shared by JSON requests and streams: each passes an ``attempt`` coroutine that makes one try
+against one target and returns either its success payload or a ``Failure``. This module owns the policy of
+moving between targets; it does not know HTTP framing (``attempt_json`` here and ``stream.open_stream``
+do) and it does not decide the order (``plan`` did).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import msgspec
+
+from router.gateway.cooldown import Cooldowns
+from router.errors import TransportError
+from router.gateway.headers import downstream_headers
+from router.gateway.outcome import CAPACITY_STATUSES, Failure, http_failure
+from router.gateway.plan import Plan, Target
+from router.gateway.outbound import Outbound
+
+T = TypeVar("T")
+Attempt = Callable[[Target, float], Awaitable["T | Failure"]]
+
+
+class JsonReply(msgspec.Struct, frozen=True):
+    """A complete upstream response, relayed as it came."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Dispatched(Generic[T]):
+    """The result of running a plan: a success payload, or the failures; always the attempts made."""
+
+    __slots__ = ("attempts", "failures", "final", "success", "target")
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, str]] = []
+        self.failures: list[Failure] = []
+        self.success: T | None = None
+        self.target: Target | None = None
+        self.final: Failure | None = None
+        """A non-retryable failure, relayed to the client as it is."""
+
+
+class Dispatcher:
+    """Runs plans. One per process; holds the cooldown table and the clock (injectable for tests)."""
+
+    def __init__(
+        self,
+        cooldowns: Cooldowns,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.cooldowns = cooldowns
+        self.clock = clock
+        self.sleep = sleep
+
+    async def run(self, plan: Plan, attempt: Attempt[T], deadline: float, cooldown_s: float) -> Dispatched[T]:
+        """Try ``plan``'s targets. ``cooldown_s``: how long a 429/529 without retry-after cools a model."""
+        result: Dispatched[T] = Dispatched()
+        for target in plan.targets:
+            if self.clock() >= deadline:
+                break
+            if await self._try(target, attempt, deadline, result, cooldown_s):
+                return result
+        if result.final is None:
+            await self._wait_and_retry(plan, attempt, deadline, result, cooldown_s)
+        return result
+
+    async def _try(
+        self, target: Target, attempt: Attempt[T], deadline: float, result: Dispatched[T], cooldown_s: float
+    ) -> bool:
+        """One attempt; True when the request is settled (success or a non-retryable failure)."""
+        outcome = await attempt(target, deadline)
+        if isinstance(outcome, Failure):
+            result.attempts.append((target.model, outcome.label))
+            if not outcome.retryable:
+                result.final = outcome
+                result.target = target
+                return True
+            if outcome.status in CAPACITY_STATUSES:
+                wait = outcome.retry_after if outcome.retry_after is not None else cooldown_s
+                self.cooldowns.mark(target.model, wait, outcome.status, self.clock())
+            result.failures.append(outcome)
+            return False
+        result.attempts.append((target.model, "200"))
+        self.cooldowns.clear(target.model)
+        result.success = outcome
+        result.target = target
+        return True
+
+    async def _wait_and_retry(
+        self, plan: Plan, attempt: Attempt[T], deadline: float, result: Dispatched[T], cooldown_s: float
+    ) -> None:
+        """Every target failed: if one asked for a short enough retry-after, wait it out once and retry it."""
+        waits = [
+            f for f in result.failures if f.retry_after is not None and f.status in CAPACITY_STATUSES
+        ]
+        if not waits:
+            return
+        best = min(waits, key=lambda f: f.retry_after or 0.0)
+        wait = best.retry_after or 0.0
+        if wait > plan.max_retry_wait_seconds or self.clock() + wait >= deadline:
+            return
+        target = next(t for t in plan.targets if t.model == best.model)
+        await self.sleep(wait)
+        await self._try(target, attempt, deadline, result, cooldown_s)
+
+
+async def attempt_json(
+    out: Outbound, target: Target, deadline: float, clock: Callable[[], float] = time.monotonic
+) -> JsonReply | Failure:
+    """One non-streaming request to one target, within the request's deadline."""
+    body = out.body(target.model)
+    try:
+        async with asyncio.timeout(max(deadline - clock(), 0.001)):
+            resp = await out.upstream.pool.request("POST", out.path_qs, out.headers, body)
+            try:
+                data = await resp.read()
+            finally:
+                resp.close()
+    except TimeoutError:
+        return transport_failure(target.model, "timeout", "upstream timed out")
+    except TransportError as exc:
+        return transport_failure(target.model, exc.label, exc.message)
+    status = resp.status
+    reply_headers = downstream_headers(resp.headers)
+    if status < 400:
+        return JsonReply(status, reply_headers, data)
+    return http_failure(target.model, status, data, reply_headers)
+
+
+_TRANSPORT_STATUS = {"timeout": 504, "stall": 504}
+
+
+def transport_failure(model: str, label: str, message: str) -> Failure:
+    """A failure with no upstream response to relay: connection errors, timeouts, cuts, bad frames."""
+    return Failure(
+        model=model, label=label, status=_TRANSPORT_STATUS.get(label, 502), retryable=True, message=message
+    )

@@ -1,0 +1,51 @@
+"""One client request as it goes upstream: the endpoint, the headers, the timeouts, and the body for a given
+target model (its id, its output limit, whether it supports extended thinking).
+
+Owns the per-target body rewrite decision; ``view.body_for_model`` owns the rewrite itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from router.gateway.view import ParsedRequest, body_for_model
+from router.policy.model import Action, ModelInfo
+from router.settings import Settings
+from router.upstream.endpoint import Upstream
+
+
+class Outbound:
+    """One client request as it goes upstream: endpoint, headers and timeouts; the body depends on the
+    target model (its id, its output limit, whether it supports extended thinking)."""
+
+    __slots__ = ("action", "headers", "models", "parsed", "path_qs", "settings", "upstream")
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        settings: Settings,
+        path_qs: str,
+        headers: dict[str, str],
+        parsed: ParsedRequest,
+        models: Mapping[str, ModelInfo] | None = None,
+        action: Action | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.settings = settings
+        self.path_qs = path_qs
+        self.headers = headers
+        self.parsed = parsed
+        self.models = models or {}
+        self.action = action
+
+    def body(self, model: str) -> bytes:
+        info = self.models.get(model)
+        action = self.action
+        if info is None or action is None:
+            return body_for_model(self.parsed, model)
+        return body_for_model(
+            self.parsed,
+            model,
+            info.max_output_tokens if action.clamp_max_tokens else None,
+            action.drop_unsupported and "thinking" not in info.features,
+        )

@@ -1,0 +1,107 @@
+"""Turning a dispatch result into the response the client gets, with the ``x-router-*`` headers.
+
+Owns the response side of the contract: which upstream bytes and headers are relayed, which error is shown
+when every target failed, and the headers that explain the decision. It does no I/O itself: a ``Reply``
+or ``StreamReply`` is plain data that ``router.server.asgi`` writes to the connection.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import AsyncIterator, Callable
+
+from router.gateway.dispatch import Dispatched
+from router.errors import ClientFacingError, UpstreamUnavailable, error_body
+from router.gateway.headers import format_attempts
+from router.gateway.outcome import exhausted_headers, most_informative
+from router.gateway.plan import Plan
+
+
+def new_request_id() -> str:
+    """An id for responses the router writes itself (the upstream's own ``request-id`` wins otherwise)."""
+    return "req_router_" + secrets.token_hex(12)
+
+
+def router_headers(plan: Plan, result: Dispatched[object]) -> dict[str, str]:
+    target = result.target
+    tier = target.tier if target is not None else plan.tier
+    headers = {
+        "x-router-rule": plan.rule,
+        "x-router-attempts": format_attempts(result.attempts),
+    }
+    if target is not None:
+        headers["x-router-model"] = target.model
+    if tier:
+        headers["x-router-tier"] = tier
+    return headers
+
+
+class Reply:
+    """A complete response: status, headers (lower-case names) and body. ``after``, when set, is the
+    request's accounting (usage, budget, metrics, log line), run once the body has been written (or the
+    write failed), so the client does not wait for it."""
+
+    __slots__ = ("after", "body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, after: Callable[[], None] | None = None) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.after = after
+
+
+class StreamReply:
+    """A 200 server-sent-event stream: headers now, then the chunks as the relay produces them."""
+
+    __slots__ = ("chunks", "headers")
+
+    def __init__(self, headers: dict[str, str], chunks: AsyncIterator[bytes]) -> None:
+        self.headers = headers
+        self.chunks = chunks
+
+
+def json_reply(status: int, headers: dict[str, str], body: bytes) -> Reply:
+    headers.setdefault("content-type", "application/json")
+    return Reply(status, headers, body)
+
+
+def stream_reply(headers: dict[str, str], chunks: AsyncIterator[bytes]) -> StreamReply:
+    headers.setdefault("content-type", "text/event-stream; charset=utf-8")
+    headers.setdefault("cache-control", "no-cache")
+    return StreamReply(headers, chunks)
+
+
+def error_reply(exc: ClientFacingError, extra: dict[str, str] | None = None) -> Reply:
+    request_id = new_request_id()
+    headers = {"request-id": request_id, **exc.headers, **(extra or {})}
+    return json_reply(exc.status, headers, error_body(exc.status, exc.message, request_id))
+
+
+def failure_reply(plan: Plan, result: Dispatched[object], now: float, cooling_until: dict[str, float]) -> Reply:
+    """The response when no target succeeded: a relayed non-retryable error, or the best of the failures."""
+    headers = router_headers(plan, result)
+    if result.final is not None:
+        final = result.final
+        return json_reply(final.status, {**(final.headers or {}), **headers}, final.body or b"")
+    if result.failures:
+        best = most_informative(result.failures)
+        advice = exhausted_headers(result.failures)
+        if best.body is not None:
+            return json_reply(best.status, {**(best.headers or {}), **headers, **advice}, best.body)
+        summary = ", ".join(f"{m}: {o}" for m, o in result.attempts)
+        exc = UpstreamUnavailable(f"every target failed ({summary}); last: {best.message}", status=best.status)
+        return error_reply(exc, {**headers, **advice})
+    if plan.cooling:
+        # Every candidate is cooling down after a 429/529: say when the first one is usable again.
+        soonest = min(cooling_until.get(t.model, now) for t in plan.cooling)
+        wait = max(1, math.ceil(soonest - now))
+        names = ", ".join(t.model for t in plan.cooling)
+        exc = UpstreamUnavailable(
+            f"every target is cooling down after rate limiting or overload ({names}); retry in {wait}s",
+            status=429,
+            headers={"retry-after": str(wait), "x-should-retry": "true"},
+        )
+        return error_reply(exc, headers)
+    exc = UpstreamUnavailable("the request deadline passed before any target answered", status=504)
+    return error_reply(exc, {**headers, "x-should-retry": "false"})

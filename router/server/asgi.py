@@ -1,0 +1,183 @@
+"""The ASGI front door: ``POST /v1/messages`` and ``count_tokens`` go straight to the proxy pipeline; every
+other request goes to the Litestar app.
+
+Why a front door: the two proxy routes carry all the traffic, and on them the router's own work is a few
+hundred microseconds, so a framework's per-request layers (routing, request and header objects, exception
+middleware, response encoding) were a large share of it (BENCHMARKS.md, profile). Here a proxy request
+costs one dict lookup to route, one pass over the raw headers, and two ``send`` calls to answer. The
+behaviour the framework gave is kept explicitly: the body size limit (413), errors in Anthropic's envelope
+with the status the SDKs expect, a 500 envelope for bugs (logged by type, never by message), and for
+streams, watching for the client going away so the upstream stream is closed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from litestar import Litestar
+
+from router.errors import ClientFacingError, ClientGone, InternalError, MethodNotAllowed, RequestTooLarge
+from router.gateway.pipeline import Inbound, forward
+from router.gateway.replies import Reply, StreamReply, error_reply
+
+log = logging.getLogger("router")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# path -> (upstream path, is it a Messages call: classified, limited, may stream)
+PROXY_ROUTES: dict[str, tuple[str, bool]] = {
+    "/v1/messages": ("/v1/messages", True),
+    "/v1/messages/count_tokens": ("/v1/messages/count_tokens", False),
+}
+TOO_LARGE = "request body too large: the limit is 32 MB"
+
+
+class RouterApp:
+    """The ASGI application the server runs. ``state`` is the Litestar app's (``state.services``)."""
+
+    def __init__(self, litestar: Litestar, max_body_bytes: int) -> None:
+        self.litestar = litestar
+        self.max_body_bytes = max_body_bytes
+
+    @property
+    def state(self) -> Any:
+        return self.litestar.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = PROXY_ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.litestar(scope, receive, send)  # type: ignore[arg-type]
+        elif scope["method"] == "POST":
+            await self._proxy(scope, receive, send, *route)
+        else:
+            reply = error_reply(MethodNotAllowed("method not allowed on this path"), {"allow": "POST"})
+            await send_reply(reply, send)
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send, path: str, messages: bool) -> None:
+        try:
+            headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+            body = await read_body(receive, headers, self.max_body_bytes)
+            inbound = Inbound(headers, body, scope.get("query_string", b""))
+            reply: Reply | StreamReply = await forward(inbound, self.litestar.state.services, path, messages=messages)
+        except ClientGone:
+            return
+        except ClientFacingError as exc:
+            reply = error_reply(exc)
+        except Exception as exc:  # a bug: answer in the envelope, log the type only (messages may quote content)
+            log.error("unexpected error while handling a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+            reply = error_reply(InternalError("internal error in the router"))
+        if isinstance(reply, StreamReply):
+            await send_stream(reply, receive, send)
+        else:
+            await send_reply(reply, send)
+
+
+async def read_body(receive: Receive, headers: list[tuple[str, str]], limit: int) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes (declared or actual) with a 413."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            with contextlib.suppress(ValueError):
+                if int(value) > limit:
+                    raise RequestTooLarge(TOO_LARGE)
+            break
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise RequestTooLarge(TOO_LARGE)
+        return body
+    parts = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(TOO_LARGE)
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+async def send_reply(reply: Reply, send: Send) -> None:
+    """Write a complete reply, then run its accounting (``reply.after``) -- whether or not the write worked."""
+    raw = _raw_headers(reply.headers)
+    raw.append((b"content-length", str(len(reply.body)).encode()))
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+        await send({"type": "http.response.body", "body": reply.body})
+    finally:
+        if reply.after is not None:
+            try:
+                reply.after()
+            except Exception as exc:  # a bug in the accounting: the answer is out; log the type only
+                log.error("unexpected error while accounting a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+
+
+async def send_stream(reply: StreamReply, receive: Receive, send: Send) -> None:
+    """Write the stream while watching the connection: a client that leaves cancels the relay, whose
+    cleanup closes the upstream response (so generation stops) and records the request's end.
+
+    The headers and the first chunk (the frames held back to the commit point, which the relay has in hand)
+    are written before any task is started: the first token does not wait for a task switch."""
+    chunks = reply.chunks
+    writer: asyncio.Future[None] | None = None
+    watcher: asyncio.Future[None] | None = None
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": _raw_headers(reply.headers)})
+        first = await anext(aiter(chunks), None)
+        if first is None:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        writer = asyncio.ensure_future(_pump(chunks, send))
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except Exception as exc:  # a bug in the relay: the connection is closed by the server; type only
+        log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+    finally:
+        if writer is not None and not writer.done():
+            writer.cancel()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if writer is not None:
+            try:
+                await writer
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # a bug in the relay, as above
+                log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+        # A writer cancelled while it was in ``send`` (or before it asked for the first chunk) leaves the
+        # relay unfinished; closing it here runs its cleanup now (upstream closed, request recorded) rather
+        # than at garbage collection, or never.
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _pump(chunks: AsyncIterator[bytes], send: Send) -> None:
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,93 @@
+"""The app's lifespan: build what lives for the process, hand it to the handlers, tear it down in reverse.
+
+Owns construction and teardown order: policy store and its watcher, upstream endpoint (and the embedded
+simulator when the router runs without a key), triage, and the ``Services`` container the handlers read
+from ``app.state.services``. Nothing here is a module global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from router.classify.service import build_triage
+from router.gateway.services import Services
+from router.policy.loader import Policy, load_policy
+from router.policy.store import PolicyStore
+from router.policy.tiers import deprecated_models, sdk_deprecations
+from router.policy.watch import DirectoryWatcher, install_sighup
+from router.settings import Settings
+from router.upstream.endpoint import Upstream
+
+log = logging.getLogger("router")
+
+
+def _warn_deprecated(policy: Policy) -> None:
+    tiers = policy.tiers
+    for model, date in deprecated_models(tiers, sdk_deprecations()).items():
+        primary = any(tier.primary == model for tier in tiers.tiers.values())
+        log.warning(
+            "tier table lists %s, which Anthropic retires on %s%s",
+            model,
+            date,
+            " -- it is a tier's primary model: move the tier to a newer one" if primary else "",
+        )
+
+
+@asynccontextmanager
+async def build_services(settings: Settings) -> AsyncIterator[Services]:
+    """Build everything the handlers need; tear it down in reverse order."""
+    store: PolicyStore[Policy] = PolicyStore(load_policy, settings.policies_dir)
+
+    async def on_change() -> None:
+        result = await store.reload("watch")
+        if result.changed:
+            _warn_deprecated(store.current)
+
+    # Watch first, so a change that lands while the policy loads is not missed.
+    watcher = DirectoryWatcher(settings.policies_dir, on_change, settings.policy_poll_seconds)
+    watcher.start()
+    remove_sighup: Callable[[], None] = lambda: None  # noqa: E731
+    try:
+        policy = store.initial_load()
+        _warn_deprecated(policy)
+        remove_sighup = install_sighup(asyncio.get_running_loop(), lambda: store.reload("sighup"))
+        async with _upstream_and_triage(settings, store, policy) as services:
+            yield services
+    finally:
+        remove_sighup()
+        await watcher.stop()
+
+
+@asynccontextmanager
+async def _upstream_and_triage(settings: Settings, store: PolicyStore[Policy], policy: Policy) -> AsyncIterator[Services]:
+    sim: Any = None
+    if settings.embedded_sim:
+        from router.sim.config import SimConfig
+        from router.sim.server import start_sim
+
+        sim = await start_sim(SimConfig.default(), "127.0.0.1", 0)
+        upstream = Upstream.create(settings, sim.url)
+        kind = "embedded-sim"
+        log.warning(
+            "No ANTHROPIC_API_KEY and no upstream URL set: serving from the built-in SIMULATED upstream at %s. "
+            "Answers are synthetic. Set ANTHROPIC_API_KEY to route to Anthropic's API.",
+            sim.url,
+        )
+    else:
+        upstream = Upstream.create(settings)
+        kind = "anthropic" if settings.upstream_url == "https://api.anthropic.com" else "custom"
+        if settings.upstream_key is None:
+            log.warning("No ANTHROPIC_API_KEY set: forwarding to %s without an upstream key", settings.upstream_url)
+        else:
+            log.info("Forwarding to %s", settings.upstream_url)
+    try:
+        async with build_triage(settings, policy.classifier, settings.models_dir, upstream.base_url) as triage:
+            yield Services(settings, store, upstream, kind, triage)
+    finally:
+        await upstream.close()
+        if sim is not None:
+            await sim.close()

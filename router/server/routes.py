@@ -1,0 +1,191 @@
+"""Litestar handlers for everything but the proxy routes: the router's own endpoints (classify, explain,
+admin reload), models listing, metrics and health.
+
+Handlers are wiring: tenant checks are ``admission``, decisions ``plan``. ``ROUTES`` is the list the app
+factory mounts; ``POST /v1/messages`` and ``count_tokens`` are served by ``router.server.asgi`` in front of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, get, post
+from litestar.params import FromPath
+from litestar.response.base import ASGIResponse
+
+from router.classify.features import prompt_body
+from router.errors import AuthenticationFailed, ClientFacingError, InvalidRequest, NotFound
+from router.gateway.plan import AUTO
+from router.tenancy.admission import client_credential, tenant_of
+from router.gateway.services import Services
+from router.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from router.policy.keys import hash_key
+from router.gateway.explain import explain
+from router.gateway.view import parse_request
+
+
+def _services(request: Request[Any, Any, Any]) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _json(status: int, body: bytes) -> ASGIResponse:
+    # Annotated as the base class: Litestar sends an ASGIResponse as it is, without re-encoding.
+    return ASGIResponse(body=body, status_code=status, media_type="application/json")
+
+
+def _model_entries(svc: Services) -> list[dict[str, Any]]:
+    tiers = svc.store.current.tiers
+    created = "2025-01-01T00:00:00Z"
+    default = tiers.tiers[tiers.default_tier]
+    entries: list[dict[str, Any]] = [
+        {
+            "type": "model",
+            "id": AUTO,
+            "display_name": f"Router: automatic tier (today: {tiers.default_tier} -> {default.primary})",
+            "created_at": created,
+            "router": {"kind": "auto", "tier": tiers.default_tier, "model": default.primary},
+        }
+    ]
+    for name, tier in tiers.tiers.items():
+        chain = [tier.primary, *(tiers.tiers[t].primary for t in tier.fallback)]
+        entries.append(
+            {
+                "type": "model",
+                "id": name,
+                "display_name": f"Router tier {name} -> {tier.primary}",
+                "created_at": created,
+                "router": {"kind": "tier", "tier": name, "model": tier.primary, "fallback": chain},
+            }
+        )
+    for name, tier in tiers.tiers.items():
+        for model in tier.models:
+            entries.append(
+                {
+                    "type": "model",
+                    "id": model,
+                    "display_name": model,
+                    "created_at": created,
+                    "router": {"kind": "model", "tier": name, "primary": model == tier.primary},
+                }
+            )
+    return entries
+
+
+@get("/v1/models")
+async def list_models(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """The router's tiers and the upstream models they map to, in the shape of Anthropic's model list."""
+    await _read_auth_only(request)
+    entries = _model_entries(_services(request))
+    body = {"data": entries, "has_more": False, "first_id": entries[0]["id"], "last_id": entries[-1]["id"]}
+    return _json(200, msgspec.json.encode(body))
+
+
+@get("/v1/models/{model_id:str}")
+async def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> ASGIResponse:
+    await _read_auth_only(request)
+    for entry in _model_entries(_services(request)):
+        if entry["id"] == model_id:
+            return _json(200, msgspec.json.encode(entry))
+    raise NotFound(f"model: {model_id} is neither a router tier nor a model in the tier table")
+
+
+async def _read_auth_only(request: Request[Any, Any, Any]) -> None:
+    svc = _services(request)
+    tenant_of(request.headers.items(), svc.tenancy, svc.store.current)
+
+
+@post("/v1/router/classify", status_code=200)
+async def classify(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """The triage classification of one request body (a Messages request or ``{"prompt": ...}``)."""
+    await _read_auth_only(request)
+    raw = await request.body()
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict) or not ("messages" in body or isinstance(body.get("prompt"), str)):
+        raise InvalidRequest("expected a Messages request body or {\"prompt\": \"...\"}")
+    if "messages" not in body:
+        body = prompt_body(body["prompt"])
+    elif not isinstance(body["messages"], list):
+        raise InvalidRequest("messages: expected a list")
+    local_only = request.query_params.get("local_only") in ("1", "true")
+    svc = _services(request)
+    threshold = svc.store.current.classifier.confidence_threshold
+    result = await svc.triage.classify(body, local_only=local_only, threshold=threshold)
+    return _json(200, msgspec.json.encode(result.classification))
+
+
+@post("/v1/router/explain", status_code=200)
+async def explain_request(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Where this Messages request would go and why, under the current policy. Nothing is sent upstream;
+    model ``auto`` is classified locally (no Haiku call)."""
+    svc = _services(request)
+    policy = svc.store.current
+    who = tenant_of(request.headers.items(), svc.tenancy, policy)
+    parsed = parse_request(await request.body(), require_messages=True)
+    classification = None
+    if parsed.view.model == AUTO:
+        classification = (await svc.triage.classify(parsed.body, local_only=True)).classification
+    headers = {name.lower(): value for name, value in request.headers.items() if name.lower().startswith(("x-router-", "anthropic-beta"))}
+    report = explain(policy, parsed.body, headers=headers, tenant=who.name if who.tenant else None, classification=classification)
+    return _json(200, msgspec.json.encode(report))
+
+
+@post("/v1/router/admin/reload", status_code=200)
+async def admin_reload(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Reload the policy directory now. Needs the admin key (``ROUTER_ADMIN_KEY_HASH``)."""
+    svc = _services(request)
+    expected = svc.settings.admin_key_hash
+    if expected is None:
+        raise ClientFacingError("the admin endpoint is disabled: set ROUTER_ADMIN_KEY_HASH", status=403)
+    key = client_credential(request.headers.items())
+    if key is None or hash_key(key) != expected:
+        raise AuthenticationFailed("admin key required")
+    result = await svc.store.reload("admin")
+    return _json(200 if result.ok else 422, msgspec.json.encode(result))
+
+
+@get("/metrics")
+async def metrics(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Prometheus exposition. Label values come from policy, never from keys or client strings."""
+    body = _services(request).metrics.render()
+    return ASGIResponse(body=body, status_code=200, media_type=METRICS_CONTENT_TYPE)
+
+
+@get("/livez")
+async def livez() -> ASGIResponse:
+    """The process answers. No dependency checks: a slow upstream must not get the pod restarted."""
+    return _json(200, b'{"status":"ok"}')
+
+
+@get("/readyz")
+async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Ready to take traffic: policies loaded. Never calls Anthropic."""
+    svc = _services(request)
+    if svc.draining:
+        return _json(503, b'{"status":"draining"}')
+    tiers = svc.store.current.tiers
+    details = {
+        "status": "ready",
+        "upstream": svc.upstream_kind,
+        "policy": svc.store.details(),
+        "tiers": {name: tier.primary for name, tier in tiers.tiers.items()},
+        "default_tier": tiers.default_tier,
+        "cooling": sorted(svc.cooldowns.active(svc.clock())),
+    }
+    return _json(200, msgspec.json.encode(details))
+
+
+# ``POST /v1/messages`` and ``count_tokens`` are served by ``router.server.asgi`` in front of these routes.
+ROUTES = [
+    classify,
+    explain_request,
+    admin_reload,
+    list_models,
+    get_model,
+    metrics,
+    livez,
+    readyz,
+]

@@ -1,0 +1,6 @@
+"""Who is calling and what they may spend: tenants from keys, rate limits (token buckets), monthly budgets,
+and admission/settlement around each request.
+
+Owns the tenancy state and the checks on it. Reads the policy (``router.policy``) for the limits; never
+imports ``router.gateway`` or ``router.server``.
+"""

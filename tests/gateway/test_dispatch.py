@@ -1,0 +1,103 @@
+"""The fallback loop's own rules, driven with a scripted attempt function and an injected clock."""
+
+import asyncio
+from pathlib import Path
+
+from router.gateway.cooldown import Cooldowns
+from router.gateway.dispatch import Dispatcher, transport_failure
+from router.gateway.outcome import http_failure
+from router.gateway.plan import plan
+from router.policy.loader import load_policy
+from router.policy.rules import Facts
+
+POLICY = load_policy(Path(__file__).resolve().parents[2] / "policies")
+TABLE = POLICY.tiers
+FACTS = Facts(model="opus", input_tokens=10, max_tokens=10, tools=False, images=False, documents=False, thinking=False, stream=False)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    async def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def scripted(outcomes):
+    """An attempt function answering from a per-model list of outcomes, recording the calls."""
+    calls = []
+
+    async def attempt(target, deadline):
+        calls.append(target.model)
+        return outcomes[target.model].pop(0)
+
+    return attempt, calls
+
+
+def run(dispatcher, attempt, deadline=1e9):
+    decision = plan(FACTS, POLICY, dispatcher.cooldowns.active(dispatcher.clock()), dispatcher.clock())
+    return asyncio.run(dispatcher.run(decision, attempt, deadline, TABLE.default_cooldown_seconds)), decision
+
+
+def limited(model, retry_after=None, status=429):
+    headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
+    return http_failure(model, status, b"{}", headers)
+
+
+def test_overload_without_retry_after_cools_down_for_the_default():
+    clock = Clock()
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
+    attempt, calls = scripted({"claude-opus-4-8": [limited("claude-opus-4-8", status=529)], "claude-sonnet-4-6": ["ok"]})
+    result, _ = run(dispatcher, attempt)
+    assert result.success == "ok" and calls == ["claude-opus-4-8", "claude-sonnet-4-6"]
+    cooling = dispatcher.cooldowns.get("claude-opus-4-8")
+    assert cooling.until == 100.0 + TABLE.default_cooldown_seconds and cooling.status == 529
+    clock.now += TABLE.default_cooldown_seconds
+    assert dispatcher.cooldowns.active(clock.now) == {}
+
+
+def test_waits_out_the_shortest_retry_after_when_everything_failed():
+    clock = Clock()
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
+    attempt, calls = scripted(
+        {
+            "claude-opus-4-8": [limited("claude-opus-4-8", 4)],
+            "claude-sonnet-4-6": [limited("claude-sonnet-4-6", 2), "ok"],
+            "claude-haiku-4-5": [transport_failure("claude-haiku-4-5", "connect", "refused")],
+        }
+    )
+    result, _ = run(dispatcher, attempt)
+    assert clock.slept == [2.0]
+    assert result.success == "ok" and result.target.model == "claude-sonnet-4-6"
+    assert calls == ["claude-opus-4-8", "claude-sonnet-4-6", "claude-haiku-4-5", "claude-sonnet-4-6"]
+    assert dispatcher.cooldowns.get("claude-sonnet-4-6") is None, "a success clears the cooldown"
+
+
+def test_no_wait_past_the_deadline():
+    clock = Clock()
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
+    failures = {m: [limited(m, 2)] for m in ("claude-opus-4-8", "claude-sonnet-4-6", "claude-haiku-4-5")}
+    attempt, calls = scripted(failures)
+    result, _ = run(dispatcher, attempt, deadline=101.0)
+    assert clock.slept == [] and result.success is None and len(result.failures) == 3
+
+
+def test_non_retryable_failure_stops_the_chain():
+    clock = Clock()
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
+    attempt, calls = scripted({"claude-opus-4-8": [http_failure("claude-opus-4-8", 400, b"{}", {})]})
+    result, _ = run(dispatcher, attempt)
+    assert calls == ["claude-opus-4-8"] and result.final.status == 400 and result.attempts == [("claude-opus-4-8", "400")]
+
+
+def test_deadline_already_passed_tries_nothing():
+    clock = Clock()
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
+    attempt, calls = scripted({})
+    result, _ = run(dispatcher, attempt, deadline=50.0)
+    assert calls == [] and result.success is None and result.failures == []
