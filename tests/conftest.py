@@ -80,10 +80,13 @@ def _fresh_sim(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def make_router(sim: SimHandle, tmp_path: Path) -> Any:
-    """Start a router in front of the simulator; keyword arguments override Settings, ``tiers`` the table."""
+    """Start a router in front of the simulator; keyword arguments override Settings, ``tiers`` the table,
+    ``transport`` the upstream transport factory."""
     started: list[RouterThread] = []
 
-    def start(tiers_yaml: str | None = None, files: dict[str, str] | None = None, **overrides: Any) -> RouterThread:
+    def start(
+        tiers_yaml: str | None = None, files: dict[str, str] | None = None, transport: Any = None, **overrides: Any
+    ) -> RouterThread:
         policies = tmp_path / f"policies{len(started)}"
         shutil.copytree(POLICIES, policies)
         if tiers_yaml is not None:
@@ -101,7 +104,7 @@ def make_router(sim: SimHandle, tmp_path: Path) -> Any:
             "stream_idle_timeout": 5.0,
             **overrides,
         }
-        router = RouterThread(Settings(**values)).start()
+        router = RouterThread(Settings(**values), transport).start()
         started.append(router)
         return router
 

@@ -14,6 +14,7 @@ import uvicorn
 
 from router.server.serving import uvicorn_config
 from router.settings import Settings
+from router.upstream.transport import TransportFactory
 
 
 def free_port() -> int:
@@ -41,11 +42,11 @@ class LoopThread:
 class RouterThread:
     """``router serve`` in-process: the real app under uvicorn on a free loopback port."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, transport: TransportFactory | None = None) -> None:
         self.settings = settings
         self.port = settings.port
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn_config(settings, loop="asyncio")
+        config = uvicorn_config(settings, loop="asyncio", transport=transport)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -121,7 +121,7 @@ async def attempt_json(
     body = out.body(target.model)
     try:
         async with asyncio.timeout(max(deadline - clock(), 0.001)):
-            resp = await out.upstream.pool.request("POST", out.path_qs, out.headers, body)
+            resp = await out.upstream.transport.request("POST", out.path_qs, out.headers, body)
             try:
                 data = await resp.read()
             finally:

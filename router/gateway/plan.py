@@ -30,15 +30,13 @@ from router.policy.rules import Facts, decide
 from router.policy.tiers import TierTable
 
 AUTO = "auto"
-PROVIDER = "anthropic"
 
 
 class Target(msgspec.Struct, frozen=True):
-    """Where one attempt goes: a provider and a model id (the tier is for headers and metrics)."""
+    """Where one attempt goes: a model id (the tier is for headers and metrics)."""
 
     model: str
     tier: str | None
-    provider: str = PROVIDER
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):

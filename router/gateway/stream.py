@@ -19,7 +19,7 @@ import msgspec
 from router.gateway import usage
 from router.gateway.dispatch import transport_failure
 from router.errors import TransportError, sse_error_frame
-from router.upstream.http1 import Response
+from router.upstream.transport import Response
 from router.gateway.headers import downstream_headers
 from router.gateway.outcome import RETRYABLE_STATUSES, Failure, error_status_for_event, http_failure
 from router.gateway.plan import Target
@@ -112,7 +112,7 @@ async def open_stream(
     response: Response | None = None
     try:
         async with asyncio.timeout(budget):
-            response = await out.upstream.pool.request("POST", out.path_qs, out.headers, body)
+            response = await out.upstream.transport.request("POST", out.path_qs, out.headers, body)
             if response.status != 200:
                 data = await response.read()
                 return http_failure(target.model, response.status, data, downstream_headers(response.headers))

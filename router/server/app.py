@@ -22,6 +22,7 @@ from router.gateway.replies import new_request_id
 from router.server.routes import ROUTES
 from router.server.lifespan import build_services
 from router.settings import Settings
+from router.upstream.transport import TransportFactory
 
 log = logging.getLogger("router")
 
@@ -61,10 +62,12 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     return _render(InternalError("internal error in the router"))
 
 
-def create_app(settings: Settings) -> RouterApp:
+def create_app(settings: Settings, transport: TransportFactory | None = None) -> RouterApp:
+    """The app. ``transport`` replaces the upstream transport (tests, another provider); default ``http1``."""
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with build_services(settings) as services:
+        async with build_services(settings, transport) as services:
             app.state.services = services
             yield
 

@@ -20,7 +20,8 @@ from router.policy.store import PolicyStore
 from router.policy.tiers import deprecated_models, sdk_deprecations
 from router.policy.watch import DirectoryWatcher, install_sighup
 from router.settings import Settings
-from router.upstream.endpoint import Upstream
+from router.upstream.endpoint import Upstream, default_transport
+from router.upstream.transport import TransportFactory
 
 log = logging.getLogger("router")
 
@@ -38,7 +39,7 @@ def _warn_deprecated(policy: Policy) -> None:
 
 
 @asynccontextmanager
-async def build_services(settings: Settings) -> AsyncIterator[Services]:
+async def build_services(settings: Settings, transport: TransportFactory | None = None) -> AsyncIterator[Services]:
     """Build everything the handlers need; tear it down in reverse order."""
     store: PolicyStore[Policy] = PolicyStore(load_policy, settings.policies_dir)
 
@@ -55,7 +56,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         policy = store.initial_load()
         _warn_deprecated(policy)
         remove_sighup = install_sighup(asyncio.get_running_loop(), lambda: store.reload("sighup"))
-        async with _upstream_and_triage(settings, store, policy) as services:
+        async with _upstream_and_triage(settings, store, policy, transport or default_transport(settings)) as services:
             yield services
     finally:
         remove_sighup()
@@ -63,14 +64,16 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
 
 
 @asynccontextmanager
-async def _upstream_and_triage(settings: Settings, store: PolicyStore[Policy], policy: Policy) -> AsyncIterator[Services]:
+async def _upstream_and_triage(
+    settings: Settings, store: PolicyStore[Policy], policy: Policy, transport: TransportFactory
+) -> AsyncIterator[Services]:
     sim: Any = None
     if settings.embedded_sim:
         from router.sim.config import SimConfig
         from router.sim.server import start_sim
 
         sim = await start_sim(SimConfig.default(), "127.0.0.1", 0)
-        upstream = Upstream.create(settings, sim.url)
+        upstream = Upstream(sim.url, settings.upstream_key, transport(sim.url))
         kind = "embedded-sim"
         log.warning(
             "No ANTHROPIC_API_KEY and no upstream URL set: serving from the built-in SIMULATED upstream at %s. "
@@ -78,7 +81,7 @@ async def _upstream_and_triage(settings: Settings, store: PolicyStore[Policy], p
             sim.url,
         )
     else:
-        upstream = Upstream.create(settings)
+        upstream = Upstream(settings.upstream_url, settings.upstream_key, transport(settings.upstream_url))
         kind = "anthropic" if settings.upstream_url == "https://api.anthropic.com" else "custom"
         if settings.upstream_key is None:
             log.warning("No ANTHROPIC_API_KEY set: forwarding to %s without an upstream key", settings.upstream_url)

@@ -16,11 +16,12 @@ import uvicorn
 
 from router.server.app import create_app
 from router.settings import Settings
+from router.upstream.transport import TransportFactory
 
 
-def uvicorn_config(settings: Settings, *, loop: str = "uvloop") -> uvicorn.Config:
+def uvicorn_config(settings: Settings, *, loop: str = "uvloop", transport: TransportFactory | None = None) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, transport),
         host=settings.host,
         port=settings.port,
         loop=loop,
