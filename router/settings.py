@@ -47,6 +47,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_idle_timeout: float = 120.0
     """Streams: longest silence between upstream reads once content flows (the API pings meanwhile)."""
     max_body_bytes: int = MAX_BODY_BYTES
+    upstream_ca_bundle: Path | None = None
+    """PEM file of the CAs that sign the upstream's certificate (besides the system's and SSL_CERT_FILE)."""
+    max_response_bytes: int = 64 << 20
+    """Largest upstream answer body the router reads (JSON, or a whole stream); past it: a 502."""
     drain_seconds: float = 30.0
     """On SIGTERM: how long in-flight requests and streams may take to finish before the process exits."""
     policy_poll_seconds: float = 1.0
@@ -68,6 +72,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         values["embedded_sim"] = key is None and url is None
         if env.get("ROUTER_ADMIN_KEY_HASH") and "admin_key_hash" not in values:
             values["admin_key_hash"] = env["ROUTER_ADMIN_KEY_HASH"]
+        if env.get("ROUTER_UPSTREAM_CA_BUNDLE") and "upstream_ca_bundle" not in values:
+            values["upstream_ca_bundle"] = Path(env["ROUTER_UPSTREAM_CA_BUNDLE"])
         if "ROUTER_LOG_LEVEL" in env and "log_level" not in values:
             values["log_level"] = env["ROUTER_LOG_LEVEL"]
         return cls(**values)  # type: ignore[arg-type]

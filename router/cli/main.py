@@ -28,6 +28,15 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--request-timeout", type=float, default=None, help="deadline per request, seconds (600)")
     p.add_argument("--connect-timeout", type=float, default=None, help="upstream connect timeout, seconds (10)")
     p.add_argument(
+        "--upstream-ca-bundle", type=Path, default=None,
+        help="PEM file of extra CAs for the upstream's TLS certificate (env ROUTER_UPSTREAM_CA_BUNDLE; the system CAs "
+        "and SSL_CERT_FILE always apply). Proxies come from HTTPS_PROXY / HTTP_PROXY / NO_PROXY",
+    )
+    p.add_argument(
+        "--max-response-bytes", type=int, default=None,
+        help="largest upstream answer the router reads, JSON or a whole stream; past it the request ends in a 502 (64 MiB)",
+    )
+    p.add_argument(
         "--first-content-timeout",
         type=float,
         default=None,
@@ -49,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
     from router.classify.local import load as load_local_model
     from router.policy.loader import load_policy
     from router.tenancy.tenants import check_bind
+    from router.upstream.endpoint import tls_context
 
     settings = Settings.from_env(
         host=args.host,
@@ -58,6 +68,8 @@ def _serve(args: argparse.Namespace) -> int:
         upstream_url=args.upstream_url,
         request_timeout=args.request_timeout,
         connect_timeout=args.connect_timeout,
+        upstream_ca_bundle=args.upstream_ca_bundle,
+        max_response_bytes=args.max_response_bytes,
         first_content_timeout=args.first_content_timeout,
         stream_idle_timeout=args.stream_idle_timeout,
         log_level=args.log_level,
@@ -69,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
         policy = load_policy(settings.policies_dir)
         load_local_model(settings.models_dir, policy.classifier.model)
         check_bind(settings.host, policy.tenants)
+        tls_context(settings)
     except ConfigError as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,11 @@ Nothing here retries: fallback is the dispatcher's job, and stacked retries turn
 
 from __future__ import annotations
 
+import ssl
+import urllib.request
+from urllib.parse import urlsplit
+
+from router.errors import ConfigError
 from router.settings import Secret, Settings
 from router.upstream.http1 import Pool
 from router.upstream.transport import Transport, TransportFactory
@@ -26,10 +31,55 @@ class Upstream:
 
 
 def default_transport(settings: Settings) -> TransportFactory:
-    """The router's own HTTP/1.1 client, configured from the settings."""
+    """The router's own HTTP/1.1 client, configured from the settings and the standard proxy variables."""
+    context = tls_context(settings)
 
     def build(base_url: str) -> Transport:
-        # Unbounded: the router's own concurrency is the limit; a pool cap would queue requests invisibly.
-        return Pool(base_url, settings.connect_timeout)
+        return Pool(
+            base_url,
+            settings.connect_timeout,
+            context,
+            proxy=proxy_for(base_url),
+            max_body=settings.max_response_bytes,
+        )
 
     return build
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """System CAs (and ``SSL_CERT_FILE``, which OpenSSL's default paths honour) plus ``upstream_ca_bundle``;
+    certificate and hostname checks always on."""
+    context = ssl.create_default_context()
+    if settings.upstream_ca_bundle is not None:
+        try:
+            context.load_verify_locations(cafile=str(settings.upstream_ca_bundle))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"--upstream-ca-bundle {settings.upstream_ca_bundle}: not a readable PEM file of CA certificates "
+                f"({type(exc).__name__})"
+            ) from None
+    return context
+
+
+def proxy_for(base_url: str, environ: dict[str, str] | None = None) -> str | None:
+    """The forward proxy for ``base_url`` by the usual variables: ``HTTPS_PROXY`` for https, ``HTTP_PROXY``
+    for http (either case), none when ``NO_PROXY`` covers the host. Read once, when the transport is built."""
+    proxies = urllib.request.getproxies_environment() if environ is None else _proxies(environ)
+    parts = urlsplit(base_url)
+    proxy = proxies.get(parts.scheme)
+    if not proxy or not parts.hostname:
+        return None
+    host = parts.netloc.rpartition("@")[2]
+    bypass = urllib.request.proxy_bypass_environment(host, proxies)  # type: ignore[attr-defined]
+    return None if bypass else proxy
+
+
+def _proxies(environ: dict[str, str]) -> dict[str, str]:
+    """``getproxies_environment`` over a given mapping (lower-case names win, as in the stdlib)."""
+    found: dict[str, str] = {}
+    for name, value in environ.items():
+        lowered = name.lower()
+        if value and lowered.endswith("_proxy"):
+            if name == lowered or lowered[:-6] not in found:
+                found[lowered[:-6]] = value
+    return found

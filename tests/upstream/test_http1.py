@@ -171,7 +171,10 @@ def test_idle_connection_closed_by_server_is_retried_once_on_a_fresh_one() -> No
     run(main())
 
 
-def test_reused_connection_that_dies_unseen_is_retried_but_a_fresh_one_is_not() -> None:
+def test_a_request_the_server_may_have_read_is_never_sent_twice() -> None:
+    """The stale-pool race seen from the server: it read the second POST on a reused connection and
+    dropped without answering. The client cannot know whether it acted on it, so it reports a failure
+    (the dispatcher falls back) rather than sending the same billed request again."""
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
         if server.connections == 1:
             await server.read_request(reader)
@@ -190,8 +193,8 @@ def test_reused_connection_that_dies_unseen_is_retried_but_a_fresh_one_is_not() 
             with pytest.raises(TransportError) as failed:
                 await pool.request("POST", "/", {}, b"second")
             assert failed.value.label == "connect"
-            assert server.connections == 2, "one retry on a fresh connection, no more"
-            assert len(server.requests) == 3
+            assert server.connections == 1, "no second connection: nothing was resent"
+            assert [r.endswith(b"second") for r in server.requests] == [False, True]
             await pool.close()
 
     run(main())
@@ -329,3 +332,170 @@ def test_tls_upstream(tmp_path: Path) -> None:
 def test_bad_upstream_url_is_refused() -> None:
     with pytest.raises(ValueError):
         Pool("ftp://example.com", connect_timeout=1)
+
+
+def _self_signed(tmp_path: Path, san: str, name: str = "cert") -> tuple[Path, Path]:
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test",
+         "-addext", f"subjectAltName={san}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/v1/messages", {"x-test": "a\r\nx-injected: 1"}),
+        ("/v1/messages", {"x-test\r\nx-injected": "1"}),
+        ("/v1/messages", {"x-test": "a\nb"}),
+        ("/v1/messages", {"x-test": "nul\0byte"}),
+        ("/v1/messages HTTP/1.1\r\nx-injected: 1\r\n\r\nGET /", {}),
+        ("/v1/messages?q=\r", {}),
+    ],
+)
+def test_cr_lf_nul_in_a_header_or_the_path_is_refused_and_nothing_is_sent(path: str, headers: dict[str, str]) -> None:
+    async def main() -> None:
+        async with Server(keep_answering) as server:
+            pool = Pool(server.url, connect_timeout=2)
+            with pytest.raises(TransportError) as refused:
+                await pool.request("POST", path, headers, b"{}")
+            assert refused.value.label == "invalid"
+            ok_again = await pool.request("POST", "/v1/messages", {"x-test": "fine"}, b"{}")
+            assert ok_again.status == 200 and await ok_again.read()
+            assert len(server.requests) == 1 and b"x-injected" not in server.requests[0]
+            await pool.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_an_answer_over_the_size_cap_is_too_large_and_not_kept(framing: str) -> None:
+    piece = b"x" * 65536
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+        await server.read_request(reader)
+        if framing == "chunked":
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            for _ in range(64):
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (64 * len(piece)))
+            for _ in range(64):
+                writer.write(piece)
+                await writer.drain()
+        await writer.drain()
+
+    async def main() -> None:
+        async with Server(handler) as server:
+            pool = Pool(server.url, connect_timeout=2, max_body=1 << 20)
+            response = await pool.request("POST", "/", {}, b"")
+            with pytest.raises(TransportError) as failed:
+                await response.read()
+            assert failed.value.label == "too_large" and str(1 << 20) in failed.value.message
+            response.close()
+            assert not pool.idle and not pool.active
+            await pool.close()
+
+    run(main())
+
+
+def test_idle_connections_are_capped() -> None:
+    async def main() -> None:
+        async with Server(keep_answering) as server:
+            pool = Pool(server.url, connect_timeout=2, max_idle=2)
+            responses = await asyncio.gather(*(pool.request("POST", "/", {}, b"") for _ in range(5)))
+            for response in responses:
+                await response.read()
+                response.close()
+            assert len(pool.idle) == 2 and server.connections == 5
+            await pool.close()
+
+    run(main())
+
+
+def test_http_upstream_through_a_forward_proxy_uses_absolute_form_with_credentials() -> None:
+    from tests.upstream.forward_proxy import ForwardProxy
+
+    async def main() -> None:
+        async with Server(keep_answering) as server:
+            proxy = await ForwardProxy(require_auth=("user", "p@ss")).start()
+            pool = Pool(server.url + "/base", connect_timeout=2, proxy=f"http://user:p%40ss@127.0.0.1:{proxy.port}")
+            response = await pool.request("POST", "/v1/messages?beta=true", {}, b"{}")
+            assert response.status == 200 and await response.read() == b'{"n":1}'
+            assert proxy.seen == [f"POST {server.url}/base/v1/messages?beta=true"]
+            assert server.requests[0].startswith(b"POST /base/v1/messages?beta=true HTTP/1.1\r\n")
+            assert b"proxy-authorization" not in server.requests[0].lower()
+            await pool.close()
+            await proxy.close()
+
+    run(main())
+
+
+def test_https_upstream_through_a_connect_tunnel_verifies_the_upstream(tmp_path: Path) -> None:
+    from tests.upstream.forward_proxy import ForwardProxy
+
+    cert, key = _self_signed(tmp_path, "IP:127.0.0.1")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def main() -> None:
+        async with Server(keep_answering, tls=server_ctx) as server:
+            proxy = await ForwardProxy().start()
+            trusted = ssl.create_default_context(cafile=str(cert))
+            pool = Pool(server.url, connect_timeout=2, ssl_context=trusted, proxy=proxy.url)
+            response = await pool.request("POST", "/v1/messages", {}, b"{}")
+            assert (response.status, await response.read()) == (200, b'{"n":1}')
+            assert proxy.seen == [f"CONNECT 127.0.0.1:{server.port}"]
+            await pool.close()
+            untrusting = Pool(server.url, connect_timeout=2, proxy=proxy.url)
+            with pytest.raises(TransportError) as refused:
+                await untrusting.request("POST", "/v1/messages", {}, b"{}")
+            assert refused.value.label == "connect" and "CERTIFICATE_VERIFY_FAILED" in refused.value.message
+            await untrusting.close()
+            await proxy.close()
+
+    run(main())
+
+
+def test_a_proxy_that_refuses_the_tunnel_is_a_connect_failure() -> None:
+    from tests.upstream.forward_proxy import ForwardProxy
+
+    async def main() -> None:
+        proxy = await ForwardProxy(require_auth=("u", "p")).start()
+        pool = Pool("https://127.0.0.1:9", connect_timeout=2, proxy=proxy.url)
+        with pytest.raises(TransportError) as refused:
+            await pool.request("POST", "/v1/messages", {}, b"{}")
+        assert refused.value.label == "connect" and "407" in refused.value.message
+        await pool.close()
+        await proxy.close()
+
+    run(main())
+
+
+def test_hostname_mismatch_is_refused(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path, "DNS:other.example")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def main() -> None:
+        async with Server(keep_answering, tls=server_ctx) as server:
+            pool = Pool(server.url, connect_timeout=2, ssl_context=ssl.create_default_context(cafile=str(cert)))
+            with pytest.raises(TransportError) as refused:
+                await pool.request("POST", "/", {}, b"")
+            assert refused.value.label == "connect" and "mismatch" in refused.value.message.lower()
+            assert server.requests == []
+            await pool.close()
+
+    run(main())
+
+
+def test_a_context_that_does_not_verify_is_refused() -> None:
+    lax = ssl.create_default_context()
+    lax.check_hostname = False
+    lax.verify_mode = ssl.CERT_NONE
+    with pytest.raises(ValueError, match="verify"):
+        Pool("https://127.0.0.1:9", connect_timeout=1, ssl_context=lax)
