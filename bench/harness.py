@@ -140,9 +140,11 @@ def bench_policies(tmp: Path, source: Path = ROOT / "policies") -> Path:
 class Stack:
     """The three processes: sim, router, load generator."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, transport: str | None = None) -> None:
         self.tmp = tmp
         self.procs: list[subprocess.Popen] = []
+        # ``router serve``, or (``--transport``) the same command with another upstream transport injected.
+        serve = ["-m", "router", "serve"] if transport is None else ["-m", "bench.serve_with", transport, "serve"]
         env = {**os.environ, "ANTHROPIC_API_KEY": "x", "ROUTER_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
         self.sim_port, self.router_port = free_port(), free_port()
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
@@ -152,7 +154,7 @@ class Stack:
             env, "sim.log",
         )
         self.router = self._spawn(
-            [sys.executable, "-m", "router", "serve", "--port", str(self.router_port), "--upstream-url", self.sim_url,
+            [sys.executable, *serve, "--port", str(self.router_port), "--upstream-url", self.sim_url,
              "--policies", str(bench_policies(tmp)), "--log-level", "WARNING"],
             env, "router.log",
         )
@@ -554,6 +556,8 @@ PHASES = ("latency", "throughput", "fallback", "streaming", "classifier")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: every phase and row, tiny samples")
+    parser.add_argument("--transport", choices=("aiohttp", "pyreqwest"), default=None,
+                        help="run the router with this upstream transport (bench.transport_adapters) instead of http1")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per phase (default 3, --quick 1)")
     parser.add_argument("--json", type=Path, help="also write results, per-arm detail and machine info here")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the router under c=64 auto, to this file")
@@ -569,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     q = args.quick
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        stack = Stack(Path(tmp))
+        stack = Stack(Path(tmp), args.transport)
         bench = Bench(stack, args)
         try:
             bench.log(f"sim pid {stack.sim.pid}, router pid {stack.router.pid}, load pid {stack.load.pid}; {args.rounds} rounds")
