@@ -216,7 +216,7 @@ def _log(
         "tier": target.tier if target else decision.tier,
         "model": target.model[:64] if target else None,
         "rule": decision.rule,
-        "attempts": [f"{m}:{o}" for m, o in result.attempts],
+        "attempts": [f"{m[:64]}:{o}" for m, o in result.attempts],
         "stream": parsed.view.stream,
         "outcome": outcome,
         "ms": round((svc.clock() - started) * 1000, 2),

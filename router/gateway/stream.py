@@ -78,7 +78,7 @@ def _check(frame: Frame, stats: StreamStats) -> tuple[str | None, object]:
         return None, None
     try:
         decoded = frame.json()
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return "malformed", None
     usage.merge_event(stats.usage, frame.event, decoded)
     return None, decoded

@@ -42,7 +42,7 @@ def of_json(body: bytes) -> dict[str, int]:
     """Usage of a JSON answer; decodes only ``usage`` (msgspec skips the rest). Empty on a body without it."""
     try:
         usage = _answer_decoder.decode(body).usage
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return {}
     if usage is None:
         return {}
