@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from router.gateway import usage
 from router.gateway.cooldown import Cooldowns
 from router.errors import TransportError
 from router.gateway.headers import downstream_headers
@@ -28,11 +29,12 @@ Attempt = Callable[[Target, float], Awaitable["T | Failure"]]
 
 
 class JsonReply(msgspec.Struct, frozen=True):
-    """A complete upstream response, relayed as it came."""
+    """A complete upstream response, relayed as it came, with the usage read from it."""
 
     status: int
     headers: dict[str, str]
     body: bytes
+    usage: dict[str, int] = {}
 
 
 class Dispatched(Generic[T]):
@@ -133,7 +135,12 @@ async def attempt_json(
     status = resp.status
     reply_headers = downstream_headers(resp.headers)
     if status < 400:
-        return JsonReply(status, reply_headers, data)
+        answer_usage = usage.read_json(data)
+        if answer_usage is None:
+            # A 200 whose body is not JSON would make the client's SDK raise on parse: it is no answer, and
+            # another target may give a real one.
+            return transport_failure(target.model, "malformed", "upstream sent a malformed JSON answer")
+        return JsonReply(status, reply_headers, data, answer_usage)
     return http_failure(target.model, status, data, reply_headers)
 
 

@@ -13,10 +13,9 @@ from functools import partial
 from typing import Any
 
 import msgspec
-from router.gateway.usage import of_json as usage_of_json
 from router.tenancy.admission import admit, settle, tenant_of
 from router.classify.schema import Classification
-from router.gateway.dispatch import attempt_json
+from router.gateway.dispatch import JsonReply, attempt_json
 from router.errors import ClientFacingError
 from router.gateway.facts import request_facts
 from router.gateway.headers import upstream_headers
@@ -154,13 +153,13 @@ def _account(
     started: float,
     who: TenantView,
     estimated: int,
-    reply: Reply,
+    reply: JsonReply,
     messages: bool,
 ) -> None:
     """A non-streaming answer's usage, cost, budget, metrics and log line, after the client has it."""
     metrics = svc.metrics
     answered = result.target.model if result.target else None
-    usage = usage_of_json(reply.body) if messages else {}
+    usage = reply.usage if messages else {}
     usd = record_usage(metrics, policy, answered, usage)
     _settle(svc, who, estimated, usage, usd)
     record_request(metrics, decision, "ok", svc.clock() - started, False)

@@ -32,6 +32,16 @@ Fault kinds: ``rate_limit`` (429 + retry-after), ``overloaded`` (529), ``server_
 the stream-only kinds (error_*, malformed*, stall_after_content) answer 529 overloaded_error. The
 ``*_after_content`` kinds and ``cut`` send ``after_events`` content_block_delta events first. Rules
 apply to ``endpoint`` "messages" (default), "count_tokens" or "*"; ``/v1/models`` is never faulted.
+Wire variations a correct client must survive: ``novel_events``, ``fragmented``, ``trickle`` (frames a
+few bytes per write), ``comment_frames`` (SSE ``: ...`` frames before content and between deltas; the
+``comments: true`` flag adds a comment and an unknown event before content to any stream fault),
+``prompt_cache`` (``cache_read_tokens`` / ``cache_creation_tokens`` in the JSON usage, ``message_start``
+and a cumulative ``message_delta``), ``oversize`` (one delta frame of ``frame_bytes``, written 64 KiB
+at a time; JSON: a text of that size), ``extra_headers`` (two ``set-cookie``, an
+``anthropic-organization-id`` and other headers a router must not relay). Failures: ``empty_stream``
+(``message_start``, ``ping``, ``message_stop``: nothing else), ``malformed_json`` (a 200 whose JSON
+body is cut in half; streams get a 529). ``stall`` on a JSON request stalls before the response head.
+The request log keeps ``raw_headers`` in order, so repeated headers stay visible.
 
 A stall ends after ``stall_s`` (or when the server closes) and the response then completes normally.
 Every stream starts ``message_start``, ``ping``; content waits ``ttft_ms`` and deltas are paced by
