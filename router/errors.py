@@ -8,6 +8,7 @@ status that makes the client SDK raise the matching exception class.
     ├── ConfigError                 bad settings or policy files (never reaches a client)
     ├── TransportError              the upstream connection failed (``http1``); the dispatcher turns it
     │                               into a retryable failure, so it never reaches a client as such
+    │   └── FrameTooLarge           an SSE event over the framer's size cap (``sse.MAX_FRAME_BYTES``)
     ├── ClientGone                  the client left before its request body arrived (nobody to answer)
     └── ClientFacingError           rendered to the client in Anthropic's envelope
         ├── InvalidRequest          400 invalid_request_error
@@ -69,6 +70,13 @@ class TransportError(RouterError):
         super().__init__(message)
         self.label = label
         self.message = message
+
+
+class FrameTooLarge(TransportError):
+    """The upstream sent a server-sent event larger than the framer buffers: a broken or hostile upstream."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("oversize", message)
 
 
 class ClientGone(RouterError):

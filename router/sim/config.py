@@ -111,6 +111,8 @@ class FaultRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``prompt_cache``: cache reads reported in usage."""
     cache_creation_tokens: int = 0
     """``prompt_cache``: cache writes reported in usage."""
+    input_tokens: int | None = None
+    """``prompt_cache``: input tokens reported instead of the size estimate (same usage for any body)."""
     frame_bytes: int = 16 << 20
     """``oversize``: bytes of text in the one huge delta (or the JSON answer's text)."""
     comments: bool = False

@@ -106,6 +106,8 @@ async def handle_messages(request: web.Request) -> web.StreamResponse:
     profile = state.profile_for(model)
     answer = plan_answer(body, profile, state.seed)
     input_tokens = estimate_input_tokens(received.raw)
+    if rule is not None and rule.kind == "prompt_cache" and rule.input_tokens is not None:
+        input_tokens = rule.input_tokens
     reply = Reply(received.headers, rule, profile, answer, model, new_id("msg_sim_"), input_tokens)
     return await (_stream if stream else _single)(request, state, reply)
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 import anthropic
 
@@ -44,3 +46,66 @@ def test_malformed_200_json_everywhere_is_a_502_envelope(router, sim):
         assert exc.response.headers["x-should-retry"] == "false"
     else:
         raise AssertionError("expected a 502")
+
+
+# --- defect 14: a comment frame or unknown event before content does not commit the stream -----------
+
+
+def test_comment_and_unknown_event_before_an_error_still_fall_back(router, sim):
+    sim.faults({"kind": "error_before_content", "model": OPUS, "comments": True})
+    headers, events = stream_events(router)
+    assert headers["x-router-attempts"] == f"{OPUS}:error_event:overloaded_error,{SONNET}:200"
+    types = [e.type for e in events]
+    assert types[0] == "message_start" and types[-1] == "message_stop" and "error" not in types
+    assert events[0].message.model == SONNET
+
+
+def test_comment_frames_between_deltas_are_relayed_harmlessly(router, sim):
+    sim.faults({"kind": "comment_frames", "model": OPUS})
+    headers, events = stream_events(router)
+    assert headers["x-router-attempts"] == f"{OPUS}:200"
+    assert [e.type for e in events][-1] == "message_stop"
+
+
+# --- defect 7: a stream whose first answer event is message_stop is complete -------------------------
+
+
+def test_stream_with_only_message_stop_is_complete_not_cut(router, sim, caplog):
+    sim.faults({"kind": "empty_stream", "model": OPUS})
+    with caplog.at_level(logging.INFO, logger="router.access"):
+        headers, events = stream_events(router)
+        line = wait_for_access_line(caplog)
+    assert [e.type for e in events] == ["message_start", "message_stop"]  # the SDK drops ping
+    assert headers["x-router-attempts"] == f"{OPUS}:200"
+    assert line["outcome"] == "ok" and line["end"] == "complete"
+
+
+# --- defect 15: a linear SSE framer with a frame cap -------------------------------------------------
+
+
+def test_huge_frame_is_relayed_whole(router, sim):
+    sim.faults({"kind": "oversize", "model": OPUS, "frame_bytes": 4 << 20})
+    started = time.monotonic()
+    headers, events = stream_events(router)
+    assert time.monotonic() - started < 5
+    texts = [e.delta.text for e in events if e.type == "content_block_delta"]
+    assert max(len(t) for t in texts) == 4 << 20 and events[-1].type == "message_stop"
+
+
+def test_frame_over_the_cap_before_content_falls_back(router, sim):
+    sim.faults({"kind": "oversize", "model": OPUS, "frame_bytes": 17 << 20})
+    headers, events = stream_events(router)
+    assert headers["x-router-attempts"] == f"{OPUS}:oversize,{SONNET}:200"
+    assert events[-1].type == "message_stop"
+
+
+def wait_for_access_line(caplog, count: int = 1, timeout: float = 5.0) -> dict:
+    """The access log line of a request: streams log theirs when the relay ends, just after the client
+    has read the last byte, so it may arrive a moment after the SDK returns."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "router.access"]
+        if len(lines) >= count:
+            return lines[count - 1]
+        time.sleep(0.01)
+    raise AssertionError("no access log line")
