@@ -24,7 +24,7 @@ or ``--config sim.yaml`` with::
       - {kind: overloaded, model: claude-opus-4-5, count: 2}
       - {kind: cut, model: "*", probability: 0.1, after_events: 3}
 
-Fault kinds: ``rate_limit`` (429 + retry-after), ``overloaded`` (529), ``server_error`` (500/502/503/504),
+Fault kinds: ``rate_limit`` (429 + retry-after), ``overloaded`` (529), ``server_error`` (500/502/503/504), ``invalid_request`` (400),
 ``connect_refused`` (TCP reset, no response), ``stall`` (no response / stream stalls after ping),
 ``stall_after_content``, ``cut`` (connection reset mid-stream or mid-body), ``error_before_content`` /
 ``error_after_content`` (``event: error`` overloaded_error after the 200), ``malformed`` /

@@ -33,6 +33,8 @@ def status_fault_response(rule: FaultRule, headers: dict[str, str], *, stream: b
         return error_response(529, headers)
     if rule.kind == "server_error":
         return error_response(rule.status or 500, headers)
+    if rule.kind == "invalid_request":
+        return error_response(400, headers, "max_tokens: this model accepts fewer output tokens (simulated)")
     return None
 
 

@@ -26,6 +26,7 @@ FAULT_KINDS: frozenset[str] = frozenset(
         "rate_limit",
         "overloaded",
         "server_error",
+        "invalid_request",  # 400 invalid_request_error, as for a parameter this model does not accept
         "connect_refused",
         "stall",
         "stall_after_content",

@@ -109,3 +109,72 @@ def wait_for_access_line(caplog, count: int = 1, timeout: float = 5.0) -> dict:
             return lines[count - 1]
         time.sleep(0.01)
     raise AssertionError("no access log line")
+
+
+# --- defect 7: headers in both directions, and a 429 hidden behind a fallback's 400 -----------------
+
+
+def raw_request(router, body: dict, headers: list[tuple[str, str]], path: str = "/v1/messages"):
+    import http.client
+
+    from tests.conftest import CLIENT_KEY
+
+    conn = http.client.HTTPConnection("127.0.0.1", router.port, timeout=10)
+    data = json.dumps(body).encode()
+    conn.putrequest("POST", path)
+    for name, value in [("x-api-key", CLIENT_KEY), ("content-type", "application/json"), ("content-length", str(len(data))), *headers]:
+        conn.putheader(name, value)
+    conn.endheaders(data)
+    resp = conn.getresponse()
+    payload = resp.read()
+    conn.close()
+    return resp, payload
+
+
+def test_repeated_request_headers_reach_the_upstream_joined_in_order(router, sim):
+    body = {"model": "opus", "max_tokens": 8, "messages": MESSAGES}
+    resp, _ = raw_request(router, body, [("anthropic-beta", "beta-a-2025"), ("anthropic-beta", "beta-b-2026")])
+    assert resp.status == 200
+    (entry,) = sim.requests()
+    assert [v for k, v in entry["raw_headers"] if k == "anthropic-beta"] == ["beta-a-2025, beta-b-2026"]
+
+
+def test_upstream_response_headers_are_allowlisted(router, sim):
+    sim.faults({"kind": "extra_headers"})
+    raw = create(router)
+    assert raw.headers["request-id"].startswith("req_sim_")
+    assert raw.headers["anthropic-ratelimit-requests-limit"] and raw.headers["x-should-retry"] == "true"
+    for private in ("set-cookie", "anthropic-organization-id", "x-sim-internal"):
+        assert private not in raw.headers
+    sim.faults({"kind": "extra_headers"})
+    headers, _ = stream_events(router)
+    assert "set-cookie" not in headers and "anthropic-organization-id" not in headers
+    assert headers["content-type"].startswith("text/event-stream")
+
+
+def test_a_rate_limit_is_not_hidden_behind_a_fallbacks_400(router, sim):
+    sim.faults(
+        {"kind": "rate_limit", "model": OPUS, "retry_after": 30},
+        {"kind": "invalid_request", "model": SONNET},
+    )
+    try:
+        create(router)
+    except anthropic.RateLimitError as exc:
+        headers = exc.response.headers
+        assert headers["retry-after"] == "30" and headers["x-should-retry"] == "true"
+        assert headers["x-router-attempts"] == f"{OPUS}:429,{SONNET}:400"
+        assert headers["x-router-fallback-error"] == f"{SONNET} 400 invalid_request_error"
+        assert exc.body["error"]["type"] == "rate_limit_error"
+    else:
+        raise AssertionError("expected the 429")
+
+
+def test_a_400_from_the_first_target_is_returned_as_it_is(router, sim):
+    sim.faults({"kind": "invalid_request", "model": OPUS})
+    try:
+        create(router)
+    except anthropic.BadRequestError as exc:
+        assert exc.response.headers["x-router-attempts"] == f"{OPUS}:400"
+        assert "x-router-fallback-error" not in exc.response.headers
+    else:
+        raise AssertionError("expected the 400")

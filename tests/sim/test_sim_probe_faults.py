@@ -152,3 +152,10 @@ def test_request_log_keeps_repeated_headers(upstream) -> None:
     (entry,) = upstream.requests()
     assert [v for k, v in entry["raw_headers"] if k == "anthropic-beta"] == ["a-2025", "b-2026"]
     assert entry["headers"]["anthropic-beta"] == "a-2025, b-2026"
+
+
+def test_invalid_request_is_a_400_envelope(upstream, client) -> None:
+    upstream.faults({"kind": "invalid_request"})
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client.messages.create(**ask())
+    assert info.value.body["error"]["type"] == "invalid_request_error"
