@@ -116,13 +116,37 @@ class Dispatcher:
         await self._try(target, attempt, deadline, result, cooldown_s)
 
 
+SLOWEST_OUTPUT_TOKENS_PER_S = 20.0
+"""The slowest output rate a healthy target is expected to generate at (tokens per second). Anthropic's
+models generate well above this (Opus, the slowest tier, at several times it), so a legitimate answer of
+``max_tokens`` fits in its time; a target that has not answered by then is stalled."""
+
+DEFAULT_MAX_TOKENS = 4096
+"""The output size assumed when a request names no ``max_tokens`` (count_tokens; invalid Messages bodies)."""
+
+
+def attempt_budget(out: Outbound, deadline: float, now: float) -> float:
+    """How long one non-streaming attempt may wait for its response: its own limit, or what is left of the
+    request's deadline when that is shorter.
+
+    A JSON answer's first byte comes only once the whole answer is generated, so the limit grows with
+    the answer: ``first_content_timeout + max_tokens / SLOWEST_OUTPUT_TOKENS_PER_S``. Past it the target
+    is treated as stalled and the next one is tried (``timeout``), instead of one stalled tier eating the
+    whole request deadline (issue 13, defect 9). The base is the streams' first-content deadline: the
+    same "time until the upstream has shown it is working" setting for both kinds of request."""
+    max_tokens = out.parsed.view.max_tokens or DEFAULT_MAX_TOKENS
+    own = out.settings.first_content_timeout + max_tokens / SLOWEST_OUTPUT_TOKENS_PER_S
+    return max(min(own, deadline - now), 0.001)
+
+
 async def attempt_json(
     out: Outbound, target: Target, deadline: float, clock: Callable[[], float] = time.monotonic
 ) -> JsonReply | Failure:
-    """One non-streaming request to one target, within the request's deadline."""
+    """One non-streaming request to one target, within its own time limit (``attempt_budget``)."""
     body = out.body(target.model)
+    budget = attempt_budget(out, deadline, clock())
     try:
-        async with asyncio.timeout(max(deadline - clock(), 0.001)):
+        async with asyncio.timeout(budget):
             resp = await out.upstream.transport.request("POST", out.path_qs, out.headers, body)
             try:
                 data = await resp.read()

@@ -178,3 +178,27 @@ def test_a_400_from_the_first_target_is_returned_as_it_is(router, sim):
         assert "x-router-fallback-error" not in exc.response.headers
     else:
         raise AssertionError("expected the 400")
+
+
+# --- defect 9: a stalled non-streaming attempt falls back; a long legitimate one is not cut ----------
+
+
+def test_stalled_json_attempt_falls_back_within_its_own_limit(make_router, sim):
+    # Limit: first_content_timeout + max_tokens / 20 tok/s = 0.5 + 0.4 s; the request deadline is 10 s.
+    router = make_router(first_content_timeout=0.5, request_timeout=10)
+    sim.faults({"kind": "stall", "model": OPUS, "stall_s": 30})
+    started = time.monotonic()
+    raw = sdk_client(router).messages.with_raw_response.create(model="opus", max_tokens=8, messages=MESSAGES)
+    assert time.monotonic() - started < 3
+    assert raw.headers["x-router-attempts"] == f"{OPUS}:timeout,{SONNET}:200"
+    from tests.gateway.test_stream_accounting import metric
+
+    assert metric(router, 'router_fallbacks_total{from_tier="opus",reason="timeout",to_tier="sonnet"}') == 1
+
+
+def test_long_json_generation_within_the_limit_is_not_cut(make_router, sim):
+    router = make_router(first_content_timeout=0.5, request_timeout=10)
+    # 100 tokens at 80 tok/s: 1.25 s, above first_content_timeout, below 0.5 + 100 / 20 = 5.5 s.
+    sim.profiles({"*": {"ttft_ms": 0, "tokens_per_s": 80, "output_tokens": 100}})
+    raw = sdk_client(router).messages.with_raw_response.create(model="opus", max_tokens=100, messages=MESSAGES)
+    assert raw.headers["x-router-attempts"] == f"{OPUS}:200" and raw.parse().usage.output_tokens == 100
