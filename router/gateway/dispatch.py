@@ -40,9 +40,11 @@ class JsonReply(msgspec.Struct, frozen=True):
 class Dispatched(Generic[T]):
     """The result of running a plan: a success payload, or the failures; always the attempts made."""
 
-    __slots__ = ("attempts", "failures", "final", "success", "target")
+    __slots__ = ("attempts", "failures", "final", "success", "target", "trying")
 
     def __init__(self) -> None:
+        self.trying: Target | None = None
+        """The target of the attempt in progress (for a request abandoned mid-attempt)."""
         self.attempts: list[tuple[str, str]] = []
         self.failures: list[Failure] = []
         self.success: T | None = None
@@ -64,9 +66,17 @@ class Dispatcher:
         self.clock = clock
         self.sleep = sleep
 
-    async def run(self, plan: Plan, attempt: Attempt[T], deadline: float, cooldown_s: float) -> Dispatched[T]:
-        """Try ``plan``'s targets. ``cooldown_s``: how long a 429/529 without retry-after cools a model."""
-        result: Dispatched[T] = Dispatched()
+    async def run(
+        self,
+        plan: Plan,
+        attempt: Attempt[T],
+        deadline: float,
+        cooldown_s: float,
+        result: Dispatched[T] | None = None,
+    ) -> Dispatched[T]:
+        """Try ``plan``'s targets. ``cooldown_s``: how long a 429/529 without retry-after cools a model.
+        ``result``: filled in as attempts are made, so a caller cancelled mid-way knows how far it got."""
+        result = Dispatched() if result is None else result
         for target in plan.targets:
             if self.clock() >= deadline:
                 break
@@ -80,7 +90,9 @@ class Dispatcher:
         self, target: Target, attempt: Attempt[T], deadline: float, result: Dispatched[T], cooldown_s: float
     ) -> bool:
         """One attempt; True when the request is settled (success or a non-retryable failure)."""
+        result.trying = target
         outcome = await attempt(target, deadline)
+        result.trying = None
         if isinstance(outcome, Failure):
             result.attempts.append((target.model, outcome.label))
             if not outcome.retryable:

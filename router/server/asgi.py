@@ -6,8 +6,15 @@ hundred microseconds, so a framework's per-request layers (routing, request and 
 middleware, response encoding) were a large share of it (BENCHMARKS.md, profile). Here a proxy request
 costs one dict lookup to route, one pass over the raw headers, and two ``send`` calls to answer. The
 behaviour the framework gave is kept explicitly: the body size limit (413), errors in Anthropic's envelope
-with the status the SDKs expect, a 500 envelope for bugs (logged by type, never by message), and for
-streams, watching for the client going away so the upstream stream is closed at once.
+with the status the SDKs expect, a 500 envelope for bugs (logged by type, never by message), and
+watching for the client going away.
+
+The disconnect watcher starts once the body has been read (the first moment ``receive`` can report
+``http.disconnect`` about anything but the body) and lasts until the answer is written: a client that
+leaves while its request is being classified or dispatched cancels ``forward`` -- the attempt in flight is
+abandoned, its upstream connection closed, no further tier is tried and no Haiku call starts -- and is
+logged ``client_closed``; during a stream the same watcher cancels the relay. It costs one task per
+request, which a proxy that can spend minutes on an answer for nobody cannot do without.
 """
 
 from __future__ import annotations
@@ -61,22 +68,52 @@ class RouterApp:
             await send_reply(reply, send)
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send, path: str, messages: bool) -> None:
+        watcher: asyncio.Future[None] | None = None
         try:
             headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
             body = await read_body(receive, headers, self.max_body_bytes)
             inbound = Inbound(headers, body, scope.get("query_string", b""))
-            reply: Reply | StreamReply = await forward(inbound, self.litestar.state.services, path, messages=messages)
+            watcher = asyncio.ensure_future(_disconnected(receive))
+            reply: Reply | StreamReply = await _unless_gone(
+                forward(inbound, self.litestar.state.services, path, messages=messages), watcher
+            )
         except ClientGone:
+            if watcher is not None:
+                watcher.cancel()
             return
         except ClientFacingError as exc:
             reply = error_reply(exc)
         except Exception as exc:  # a bug: answer in the envelope, log the type only (messages may quote content)
             log.error("unexpected error while handling a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
             reply = error_reply(InternalError("internal error in the router"))
+        except BaseException:
+            if watcher is not None:
+                watcher.cancel()
+            raise
         if isinstance(reply, StreamReply):
-            await send_stream(reply, receive, send)
-        else:
-            await send_reply(reply, send)
+            await send_stream(reply, receive, send, watcher)
+            return
+        if watcher is not None:
+            watcher.cancel()
+        await send_reply(reply, send)
+
+
+async def _unless_gone(work: Awaitable[Reply | StreamReply], watcher: asyncio.Future[None]) -> Reply | StreamReply:
+    """``work``'s result, or ``ClientGone`` once ``watcher`` saw the client disconnect first (``work`` is
+    then cancelled and awaited, so its own cleanup -- closing the upstream attempt, the access line --
+    has run when this returns)."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this handler itself cancelled (server shutdown): take the work down with it
+        task.cancel()
+        raise
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise ClientGone
 
 
 async def read_body(receive: Receive, headers: list[tuple[str, str]], limit: int) -> bytes:
@@ -129,15 +166,17 @@ async def send_reply(reply: Reply, send: Send) -> None:
                 log.error("unexpected error while accounting a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
 
 
-async def send_stream(reply: StreamReply, receive: Receive, send: Send) -> None:
+async def send_stream(
+    reply: StreamReply, receive: Receive, send: Send, watcher: asyncio.Future[None] | None = None
+) -> None:
     """Write the stream while watching the connection: a client that leaves cancels the relay, whose
     cleanup closes the upstream response (so generation stops) and records the request's end.
+    ``watcher``: the request's disconnect watcher, already running (the only reader of ``receive``).
 
     The headers and the first chunk (the frames held back to the commit point, which the relay has in hand)
     are written before any task is started: the first token does not wait for a task switch."""
     chunks = reply.chunks
     writer: asyncio.Future[None] | None = None
-    watcher: asyncio.Future[None] | None = None
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _raw_headers(reply.headers)})
         first = await anext(aiter(chunks), None)
@@ -146,7 +185,8 @@ async def send_stream(reply: StreamReply, receive: Receive, send: Send) -> None:
             return
         await send({"type": "http.response.body", "body": first, "more_body": True})
         writer = asyncio.ensure_future(_pump(chunks, send))
-        watcher = asyncio.ensure_future(_disconnected(receive))
+        if watcher is None:
+            watcher = asyncio.ensure_future(_disconnected(receive))
         await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
     except Exception as exc:  # a bug in the relay: the connection is closed by the server; type only
         log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
