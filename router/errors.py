@@ -20,6 +20,7 @@ status that makes the client SDK raise the matching exception class.
         ├── NoAllowedTarget         403 permission_error (a rule's bounds or the tenant's tiers leave nothing)
         ├── RateLimited             429 rate_limit_error (a tenant over its own rate limit; retry-after set)
         ├── BudgetExceeded          429 rate_limit_error (a tenant's monthly budget used up; x-should-retry: false)
+        ├── ShuttingDown            503 api_error (the drain deadline passed before the answer; retry elsewhere)
         └── UpstreamUnavailable     429/500/502/504/529 synthesized by the router (no upstream body to relay)
 
 Upstream errors that do carry a body are relayed as they came (see ``dispatch``), not wrapped here.
@@ -136,6 +137,15 @@ class RateLimited(ClientFacingError):
 
 class BudgetExceeded(ClientFacingError):
     status = 429
+
+
+class ShuttingDown(ClientFacingError):
+    """The router's drain deadline passed while this request was still waiting for its answer."""
+
+    status = 503
+
+    def __init__(self, message: str = "the router is shutting down; retry the request") -> None:
+        super().__init__(message, headers={"x-should-retry": "true"})
 
 
 class UpstreamUnavailable(ClientFacingError):

@@ -39,6 +39,10 @@ from router.gateway.view import ParsedRequest, parse_request
 
 log = logging.getLogger("router.access")
 
+SHUTDOWN = "router-shutdown"
+"""The cancel message the front door uses when the server, not the client, ends a request (the drain
+deadline passed): the request is then recorded ``shutdown`` rather than ``client_closed``."""
+
 
 class Inbound:
     """The client's request as the pipeline reads it: headers (as sent), body bytes, raw query string."""
@@ -52,6 +56,10 @@ class Inbound:
 
     def path_qs(self, path: str) -> str:
         return path + "?" + self.query.decode("latin-1") if self.query else path
+
+
+# How a stream's end is counted: a clean end, the client leaving, the drain deadline, else an error.
+_STREAM_OUTCOMES = {"complete": "ok", "client_gone": "client_closed", "shutdown": "shutdown"}
 
 
 class _Progress:
@@ -83,20 +91,20 @@ async def forward(request: Inbound, svc: Services, path: str, *, messages: bool)
     except ClientFacingError:
         record_request(metrics, None, "rejected", svc.clock() - started, False)
         raise
-    except asyncio.CancelledError:
-        _client_left(svc, progress, started)
+    except asyncio.CancelledError as exc:
+        _client_left(svc, progress, started, "shutdown" if exc.args[:1] == (SHUTDOWN,) else "client_closed")
         raise
     finally:
         if not streaming:  # a committed stream leaves the in-flight count when it ends
             metrics.in_flight.dec()
 
 
-def _client_left(svc: Services, progress: _Progress, started: float) -> None:
-    """The client disconnected before the answer was ready (``forward`` was cancelled): the attempt in
-    flight was abandoned (its upstream connection closed), and the request is recorded as
-    ``client_closed``: one count, one log line, the triage already spent charged to the tenant."""
+def _client_left(svc: Services, progress: _Progress, started: float, outcome: str) -> None:
+    """The client disconnected before the answer was ready, or the drain deadline passed (``forward`` was
+    cancelled): the attempt in flight was abandoned (its upstream connection closed), and the request is
+    recorded as ``outcome``: one count, one log line, the triage already spent charged to the tenant."""
     decision, result = progress.decision, progress.result
-    record_request(svc.metrics, decision, "client_closed", svc.clock() - started, progress.streamed)
+    record_request(svc.metrics, decision, outcome, svc.clock() - started, progress.streamed)
     if decision is not None:
         record_attempts(svc.metrics, svc.store.current, decision, result.attempts, False)
     who = progress.who
@@ -104,9 +112,10 @@ def _client_left(svc: Services, progress: _Progress, started: float) -> None:
         _settle(svc, who, progress.estimated, {}, 0.0, progress.triage_usd)
     if progress.parsed is not None:
         trying = result.trying
-        attempts = [*result.attempts, *([(trying.model, "client_gone")] if trying is not None else [])]
+        label = "client_gone" if outcome == "client_closed" else outcome
+        attempts = [*result.attempts, *([(trying.model, label)] if trying is not None else [])]
         fields = {"tenant": who.name if who else None, "triage_usd": round(progress.triage_usd, 6)}
-        _log(decision, attempts, None, progress.parsed, started, svc, "client_closed", extra=fields)
+        _log(decision, attempts, None, progress.parsed, started, svc, outcome, extra=fields)
 
 
 async def _forward(
@@ -170,7 +179,7 @@ async def _forward(
         opened = result.success
 
         def on_end(stats: StreamStats) -> None:
-            outcome = {"complete": "ok", "client_gone": "client_closed"}.get(stats.end, "stream_error")
+            outcome = _STREAM_OUTCOMES.get(stats.end, "stream_error")
             record_request(metrics, decision, outcome, svc.clock() - started, True)
             if stats.first_content_at is not None:
                 metrics.ttft.labels(decision.tier or "none").observe(stats.first_content_at - started)

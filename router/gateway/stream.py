@@ -234,6 +234,12 @@ class Relay:
         self._started = True
         return await self._chunks.__anext__()
 
+    def mark_end(self, end: str) -> None:
+        """Say how the stream is about to end, from outside (the server's drain deadline: ``shutdown``),
+        before the relay is cancelled or closed; the caller writes the closing ``event: error`` frame."""
+        if self._stream.stats.end == "open":
+            self._stream.stats.end = end
+
     async def aclose(self) -> None:
         if self._started:
             await self._chunks.aclose()

@@ -15,6 +15,11 @@ leaves while its request is being classified or dispatched cancels ``forward`` -
 abandoned, its upstream connection closed, no further tier is tried and no Haiku call starts -- and is
 logged ``client_closed``; during a stream the same watcher cancels the relay. It costs one task per
 request, which a proxy that can spend minutes on an answer for nobody cannot do without.
+
+The drain deadline: uvicorn cancels the handlers still running when ``timeout_graceful_shutdown``
+(``drain_seconds``) passes. A request still waiting for its answer then gets a 503 envelope with
+``x-should-retry: true`` (not uvicorn's plain-text 500), a stream an ``event: error`` frame (never a clean
+end), and both an access line with outcome ``shutdown``.
 """
 
 from __future__ import annotations
@@ -27,8 +32,16 @@ from typing import Any
 
 from litestar import Litestar
 
-from router.errors import ClientFacingError, ClientGone, InternalError, MethodNotAllowed, RequestTooLarge
-from router.gateway.pipeline import Inbound, forward
+from router.errors import (
+    ClientFacingError,
+    ClientGone,
+    InternalError,
+    MethodNotAllowed,
+    RequestTooLarge,
+    ShuttingDown,
+    sse_error_frame,
+)
+from router.gateway.pipeline import SHUTDOWN, Inbound, forward
 from router.gateway.replies import Reply, StreamReply, error_reply
 
 log = logging.getLogger("router")
@@ -105,7 +118,13 @@ async def _unless_gone(work: Awaitable[Reply | StreamReply], watcher: asyncio.Fu
     task = asyncio.ensure_future(work)
     try:
         await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:  # this handler itself cancelled (server shutdown): take the work down with it
+    except asyncio.CancelledError:  # this handler cancelled: the drain deadline passed
+        task.cancel(SHUTDOWN)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        _uncancel()
+        raise ShuttingDown() from None
+    except BaseException:
         task.cancel()
         raise
     if task.done():
@@ -177,6 +196,7 @@ async def send_stream(
     are written before any task is started: the first token does not wait for a task switch."""
     chunks = reply.chunks
     writer: asyncio.Future[None] | None = None
+    shutdown = False
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _raw_headers(reply.headers)})
         first = await anext(aiter(chunks), None)
@@ -188,6 +208,12 @@ async def send_stream(
         if watcher is None:
             watcher = asyncio.ensure_future(_disconnected(receive))
         await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # this handler cancelled: the drain deadline passed mid-stream
+        shutdown = True
+        _uncancel()
+        mark_end = getattr(chunks, "mark_end", None)
+        if mark_end is not None:
+            mark_end("shutdown")  # before the writer is cancelled, which closes the relay
     except Exception as exc:  # a bug in the relay: the connection is closed by the server; type only
         log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
     finally:
@@ -204,12 +230,32 @@ async def send_stream(
                 pass
             except Exception as exc:  # a bug in the relay, as above
                 log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+        if shutdown:
+            await _end_for_shutdown(send)
         # A writer cancelled while it was in ``send`` (or before it asked for the first chunk) leaves the
         # relay unfinished; closing it here runs its cleanup now (upstream closed, request recorded) rather
         # than at garbage collection, or never.
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+SHUTDOWN_FRAME = sse_error_frame(503, "the router is shutting down; the answer is incomplete")
+
+
+async def _end_for_shutdown(send: Send) -> None:
+    """End a stream cut by the drain deadline (its relay already marked ``shutdown``, so the access line
+    says so) with an ``event: error`` frame -- never a silent end that looks like success."""
+    with contextlib.suppress(Exception):
+        await send({"type": "http.response.body", "body": SHUTDOWN_FRAME, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _uncancel() -> None:
+    """Take back the cancellation just delivered, so this handler can still write its last words."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 async def _pump(chunks: AsyncIterator[bytes], send: Send) -> None:
