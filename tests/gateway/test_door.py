@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 
@@ -63,6 +64,10 @@ def test_longest_allowed_model_is_forwarded_and_logged_bounded(router, sim, capl
     body = json.dumps({"model": model, "max_tokens": 8, "messages": MESSAGES}).encode()
     with caplog.at_level(logging.INFO, logger="router.access"):
         status, headers, _ = post(router.url + "/v1/messages", body, KEY)
+        # The access line is written once the answer is out: it may trail the client's read a little.
+        end = time.monotonic() + 5
+        while not any(r.name == "router.access" for r in caplog.records) and time.monotonic() < end:
+            time.sleep(0.01)
     assert status == 200 and sim.models_seen() == [model]
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "router.access"]
     assert lines and all(len(attempt) <= 80 for line in lines for attempt in line["attempts"])
