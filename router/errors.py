@@ -8,6 +8,7 @@ status that makes the client SDK raise the matching exception class.
     ├── ConfigError                 bad settings or policy files (never reaches a client)
     ├── TransportError              the upstream connection failed (``http1``); the dispatcher turns it
     │                               into a retryable failure, so it never reaches a client as such
+    │   └── FrameTooLarge           an SSE event over the framer's size cap (``sse.MAX_FRAME_BYTES``)
     ├── ClientGone                  the client left before its request body arrived (nobody to answer)
     └── ClientFacingError           rendered to the client in Anthropic's envelope
         ├── InvalidRequest          400 invalid_request_error
@@ -19,6 +20,7 @@ status that makes the client SDK raise the matching exception class.
         ├── NoAllowedTarget         403 permission_error (a rule's bounds or the tenant's tiers leave nothing)
         ├── RateLimited             429 rate_limit_error (a tenant over its own rate limit; retry-after set)
         ├── BudgetExceeded          429 rate_limit_error (a tenant's monthly budget used up; x-should-retry: false)
+        ├── ShuttingDown            503 api_error (the drain deadline passed before the answer; retry elsewhere)
         └── UpstreamUnavailable     429/500/502/504/529 synthesized by the router (no upstream body to relay)
 
 Upstream errors that do carry a body are relayed as they came (see ``dispatch``), not wrapped here.
@@ -69,6 +71,13 @@ class TransportError(RouterError):
         super().__init__(message)
         self.label = label
         self.message = message
+
+
+class FrameTooLarge(TransportError):
+    """The upstream sent a server-sent event larger than the framer buffers: a broken or hostile upstream."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("oversize", message)
 
 
 class ClientGone(RouterError):
@@ -128,6 +137,15 @@ class RateLimited(ClientFacingError):
 
 class BudgetExceeded(ClientFacingError):
     status = 429
+
+
+class ShuttingDown(ClientFacingError):
+    """The router's drain deadline passed while this request was still waiting for its answer."""
+
+    status = 503
+
+    def __init__(self, message: str = "the router is shutting down; retry the request") -> None:
+        super().__init__(message, headers={"x-should-retry": "true"})
 
 
 class UpstreamUnavailable(ClientFacingError):

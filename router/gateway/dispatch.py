@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from router.gateway import usage
 from router.gateway.cooldown import Cooldowns
 from router.errors import TransportError
 from router.gateway.headers import downstream_headers
@@ -28,19 +29,22 @@ Attempt = Callable[[Target, float], Awaitable["T | Failure"]]
 
 
 class JsonReply(msgspec.Struct, frozen=True):
-    """A complete upstream response, relayed as it came."""
+    """A complete upstream response, relayed as it came, with the usage read from it."""
 
     status: int
     headers: dict[str, str]
     body: bytes
+    usage: dict[str, int] = {}
 
 
 class Dispatched(Generic[T]):
     """The result of running a plan: a success payload, or the failures; always the attempts made."""
 
-    __slots__ = ("attempts", "failures", "final", "success", "target")
+    __slots__ = ("attempts", "failures", "final", "success", "target", "trying")
 
     def __init__(self) -> None:
+        self.trying: Target | None = None
+        """The target of the attempt in progress (for a request abandoned mid-attempt)."""
         self.attempts: list[tuple[str, str]] = []
         self.failures: list[Failure] = []
         self.success: T | None = None
@@ -62,9 +66,17 @@ class Dispatcher:
         self.clock = clock
         self.sleep = sleep
 
-    async def run(self, plan: Plan, attempt: Attempt[T], deadline: float, cooldown_s: float) -> Dispatched[T]:
-        """Try ``plan``'s targets. ``cooldown_s``: how long a 429/529 without retry-after cools a model."""
-        result: Dispatched[T] = Dispatched()
+    async def run(
+        self,
+        plan: Plan,
+        attempt: Attempt[T],
+        deadline: float,
+        cooldown_s: float,
+        result: Dispatched[T] | None = None,
+    ) -> Dispatched[T]:
+        """Try ``plan``'s targets. ``cooldown_s``: how long a 429/529 without retry-after cools a model.
+        ``result``: filled in as attempts are made, so a caller cancelled mid-way knows how far it got."""
+        result = Dispatched() if result is None else result
         for target in plan.targets:
             if self.clock() >= deadline:
                 break
@@ -78,7 +90,9 @@ class Dispatcher:
         self, target: Target, attempt: Attempt[T], deadline: float, result: Dispatched[T], cooldown_s: float
     ) -> bool:
         """One attempt; True when the request is settled (success or a non-retryable failure)."""
+        result.trying = target
         outcome = await attempt(target, deadline)
+        result.trying = None
         if isinstance(outcome, Failure):
             result.attempts.append((target.model, outcome.label))
             if not outcome.retryable:
@@ -114,13 +128,37 @@ class Dispatcher:
         await self._try(target, attempt, deadline, result, cooldown_s)
 
 
+SLOWEST_OUTPUT_TOKENS_PER_S = 20.0
+"""The slowest output rate a healthy target is expected to generate at (tokens per second). Anthropic's
+models generate well above this (Opus, the slowest tier, at several times it), so a legitimate answer of
+``max_tokens`` fits in its time; a target that has not answered by then is stalled."""
+
+DEFAULT_MAX_TOKENS = 4096
+"""The output size assumed when a request names no ``max_tokens`` (count_tokens; invalid Messages bodies)."""
+
+
+def attempt_budget(out: Outbound, deadline: float, now: float) -> float:
+    """How long one non-streaming attempt may wait for its response: its own limit, or what is left of the
+    request's deadline when that is shorter.
+
+    A JSON answer's first byte comes only once the whole answer is generated, so the limit grows with
+    the answer: ``first_content_timeout + max_tokens / SLOWEST_OUTPUT_TOKENS_PER_S``. Past it the target
+    is treated as stalled and the next one is tried (``timeout``), instead of one stalled tier eating the
+    whole request deadline (issue 13, defect 9). The base is the streams' first-content deadline: the
+    same "time until the upstream has shown it is working" setting for both kinds of request."""
+    max_tokens = out.parsed.view.max_tokens or DEFAULT_MAX_TOKENS
+    own = out.settings.first_content_timeout + max_tokens / SLOWEST_OUTPUT_TOKENS_PER_S
+    return max(min(own, deadline - now), 0.001)
+
+
 async def attempt_json(
     out: Outbound, target: Target, deadline: float, clock: Callable[[], float] = time.monotonic
 ) -> JsonReply | Failure:
-    """One non-streaming request to one target, within the request's deadline."""
+    """One non-streaming request to one target, within its own time limit (``attempt_budget``)."""
     body = out.body(target.model)
+    budget = attempt_budget(out, deadline, clock())
     try:
-        async with asyncio.timeout(max(deadline - clock(), 0.001)):
+        async with asyncio.timeout(budget):
             resp = await out.upstream.transport.request("POST", out.path_qs, out.headers, body)
             try:
                 data = await resp.read()
@@ -133,7 +171,12 @@ async def attempt_json(
     status = resp.status
     reply_headers = downstream_headers(resp.headers)
     if status < 400:
-        return JsonReply(status, reply_headers, data)
+        answer_usage = usage.read_json(data)
+        if answer_usage is None:
+            # A 200 whose body is not JSON would make the client's SDK raise on parse: it is no answer, and
+            # another target may give a real one.
+            return transport_failure(target.model, "malformed", "upstream sent a malformed JSON answer")
+        return JsonReply(status, reply_headers, data, answer_usage)
     return http_failure(target.model, status, data, reply_headers)
 
 

@@ -1,8 +1,14 @@
 """Which headers cross the router, in each direction, and the ``x-router-*`` headers it adds.
 
 Client -> upstream: everything except hop-by-hop headers, the client's credentials (the router injects its
-own), the router's own control headers and encodings the relay would have to undo. Upstream -> client:
-everything except hop-by-hop and framing headers that the router's server sets itself.
+own), the router's own control headers and encodings the relay would have to undo. A header the client
+sent more than once (two ``anthropic-beta`` lines) goes upstream once with its values joined by ", ", in
+order: RFC 9110 section 5.3 makes that equivalent for list-valued fields, which every header a client
+repeats to the API is (``cookie``, the one exception, is never forwarded).
+
+Upstream -> client: an allowlist (``DOWNSTREAM_ALLOWED``): the request id, the rate-limit and retry advice
+the SDKs act on, and content headers. Anything else the upstream sends -- ``set-cookie``,
+``anthropic-organization-id``, a load balancer's internals -- is the router's business, not its clients'.
 """
 
 from __future__ import annotations
@@ -27,8 +33,20 @@ HOP_BY_HOP = frozenset(
 # and the router's own hint headers.
 _DROP_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "x-api-key", "authorization", "accept-encoding", "cookie"}
 
-# Never relayed to the client: framing the router's server computes itself.
-_DROP_DOWNSTREAM = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+# Relayed to the client (lower-case names), plus every ``anthropic-ratelimit-*`` header. Framing headers
+# (content-length, transfer-encoding) are the router's server's own; content-encoding is never relayed
+# because the router asks the upstream for identity.
+DOWNSTREAM_ALLOWED = frozenset(
+    {
+        "request-id",
+        "retry-after",
+        "x-should-retry",
+        "content-type",
+        "content-language",
+        "cache-control",
+    }
+)
+DOWNSTREAM_PREFIXES = ("anthropic-ratelimit-",)
 
 
 def upstream_headers(client_headers: Iterable[tuple[str, str]], api_key: str | None) -> dict[str, str]:
@@ -38,7 +56,8 @@ def upstream_headers(client_headers: Iterable[tuple[str, str]], api_key: str | N
         lowered = name.lower()
         if lowered in _DROP_UPSTREAM or lowered.startswith("x-router-"):
             continue
-        out[lowered] = value
+        seen = out.get(lowered)
+        out[lowered] = value if seen is None else f"{seen}, {value}"
     out["accept-encoding"] = "identity"
     out.setdefault("content-type", "application/json")
     if api_key:
@@ -47,8 +66,14 @@ def upstream_headers(client_headers: Iterable[tuple[str, str]], api_key: str | N
 
 
 def downstream_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Upstream response headers safe to relay to the client."""
-    return {name.lower(): value for name, value in upstream if name.lower() not in _DROP_DOWNSTREAM}
+    """The upstream response headers on the allowlist, repeated ones joined with ", "."""
+    out: dict[str, str] = {}
+    for name, value in upstream:
+        lowered = name.lower()
+        if lowered in DOWNSTREAM_ALLOWED or lowered.startswith(DOWNSTREAM_PREFIXES):
+            seen = out.get(lowered)
+            out[lowered] = value if seen is None else f"{seen}, {value}"
+    return out
 
 
 def format_attempts(attempts: Iterable[tuple[str, str]]) -> str:

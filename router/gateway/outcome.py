@@ -61,7 +61,7 @@ def parse_retry_after(value: str | None) -> float | None:
 def is_spend_limit(body: bytes) -> bool:
     try:
         message = msgspec.json.decode(body).get("error", {}).get("message", "")
-    except (msgspec.DecodeError, AttributeError):
+    except (msgspec.DecodeError, AttributeError, UnicodeDecodeError, RecursionError):
         return False
     lowered = str(message).lower()
     return any(word in lowered for word in _SPEND_LIMIT_WORDS)

@@ -3,21 +3,27 @@ relay, then account, log and measure.
 
 Owns the order of those steps for one request. Each step's logic lives in its own module; this one only
 sequences them and makes sure every request ends in exactly one log line and one ``requests`` count,
-whether it is refused, fails upstream or streams to the end.
+whether it is refused, fails upstream, streams to the end or is abandoned by its client (the front door
+cancels ``forward`` when the client disconnects: ``client_closed``, and nothing more is attempted).
+
+Tenant accounting: a Messages request is admitted (rate limit, budget) before anything is spent; the
+Haiku triage call made for it is charged to the tenant with the answer (``triage_usd`` in the log line);
+``count_tokens`` takes one request from the tenant's request-rate limit and nothing from its tokens or
+budget (it is free upstream).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 from typing import Any
 
 import msgspec
-from router.gateway.usage import of_json as usage_of_json
 from router.tenancy.admission import admit, settle, tenant_of
 from router.classify.schema import Classification
-from router.gateway.dispatch import attempt_json
-from router.errors import ClientFacingError
+from router.gateway.dispatch import Dispatched, JsonReply, attempt_json
+from router.errors import BudgetExceeded, ClientFacingError
 from router.gateway.facts import request_facts
 from router.gateway.headers import upstream_headers
 from router.gateway.record import record_attempts, record_request, record_triage, record_usage
@@ -32,6 +38,10 @@ from router.gateway.outbound import Outbound
 from router.gateway.view import ParsedRequest, parse_request
 
 log = logging.getLogger("router.access")
+
+SHUTDOWN = "router-shutdown"
+"""The cancel message the front door uses when the server, not the client, ends a request (the drain
+deadline passed): the request is then recorded ``shutdown`` rather than ``client_closed``."""
 
 
 class Inbound:
@@ -48,39 +58,84 @@ class Inbound:
         return path + "?" + self.query.decode("latin-1") if self.query else path
 
 
+# How a stream's end is counted: a clean end, the client leaving, the drain deadline, else an error.
+_STREAM_OUTCOMES = {"complete": "ok", "client_gone": "client_closed", "shutdown": "shutdown"}
+
+
+class _Progress:
+    """How far one request got, for the accounting of a request whose client left mid-way."""
+
+    __slots__ = ("admitted", "decision", "estimated", "parsed", "result", "streamed", "triage_usd", "who")
+
+    def __init__(self) -> None:
+        self.who: TenantView | None = None
+        self.parsed: ParsedRequest | None = None
+        self.admitted = False
+        self.estimated = 0
+        self.triage_usd = 0.0
+        self.decision: Plan | None = None
+        self.result: Dispatched[Any] = Dispatched()
+        self.streamed = False
+
+
 async def forward(request: Inbound, svc: Services, path: str, *, messages: bool) -> Reply | StreamReply:
-    """Route and relay. ``messages`` is False for count_tokens: no classification, limits or streaming."""
+    """Route and relay. ``messages`` is False for count_tokens: no classification, budget or streaming."""
     started = svc.clock()
     metrics = svc.metrics
     metrics.in_flight.inc()
     streaming = False
+    progress = _Progress()
     try:
-        response, streaming = await _forward(request, svc, path, messages, started)
+        response, streaming = await _forward(request, svc, path, messages, started, progress)
         return response
     except ClientFacingError:
         record_request(metrics, None, "rejected", svc.clock() - started, False)
+        raise
+    except asyncio.CancelledError as exc:
+        _client_left(svc, progress, started, "shutdown" if exc.args[:1] == (SHUTDOWN,) else "client_closed")
         raise
     finally:
         if not streaming:  # a committed stream leaves the in-flight count when it ends
             metrics.in_flight.dec()
 
 
+def _client_left(svc: Services, progress: _Progress, started: float, outcome: str) -> None:
+    """The client disconnected before the answer was ready, or the drain deadline passed (``forward`` was
+    cancelled): the attempt in flight was abandoned (its upstream connection closed), and the request is
+    recorded as ``outcome``: one count, one log line, the triage already spent charged to the tenant."""
+    decision, result = progress.decision, progress.result
+    record_request(svc.metrics, decision, outcome, svc.clock() - started, progress.streamed)
+    if decision is not None:
+        record_attempts(svc.metrics, svc.store.current, decision, result.attempts, False)
+    who = progress.who
+    if who is not None and progress.admitted:
+        _settle(svc, who, progress.estimated, {}, 0.0, progress.triage_usd)
+    if progress.parsed is not None:
+        trying = result.trying
+        label = "client_gone" if outcome == "client_closed" else outcome
+        attempts = [*result.attempts, *([(trying.model, label)] if trying is not None else [])]
+        fields = {"tenant": who.name if who else None, "triage_usd": round(progress.triage_usd, 6)}
+        _log(decision, attempts, None, progress.parsed, started, svc, outcome, extra=fields)
+
+
 async def _forward(
-    request: Inbound, svc: Services, path: str, messages: bool, started: float
+    request: Inbound, svc: Services, path: str, messages: bool, started: float, progress: _Progress
 ) -> tuple[Reply | StreamReply, bool]:
     policy = svc.store.current  # one policy version for the whole request, whatever reloads meanwhile
     metrics = svc.metrics
-    who = tenant_of(request.headers, svc.tenancy, policy)
-    parsed = parse_request(request.body, require_messages=True)
-    estimated = len(parsed.raw) // 4
-    # count_tokens is free and rate-limited separately upstream: no tenant limits or budget there.
-    downgrade = admit(svc.tenancy, who, estimated) if messages else None
+    who = progress.who = tenant_of(request.headers, svc.tenancy, policy)
+    parsed = progress.parsed = parse_request(request.body, require_messages=True)
+    estimated = progress.estimated = len(parsed.raw) // 4 if messages else 0
+    downgrade = _admit(svc, who, estimated, messages)
+    progress.admitted = True
     classification = None
+    triage_usd = 0.0
     if messages and parsed.view.model == AUTO:
         triage_started = svc.clock()
         triage = await svc.triage.classify(parsed.body, threshold=policy.classifier.confidence_threshold)
         record_triage(metrics, policy, triage, svc.clock() - triage_started, policy.classifier.haiku.model)
         classification = triage.classification
+        triage_usd = progress.triage_usd = triage.haiku.usd if triage.haiku is not None else 0.0
     facts = request_facts(parsed, request.headers, who.name, classification)
     now = svc.clock()
     cooling = svc.cooldowns.active(now)
@@ -88,8 +143,9 @@ async def _forward(
     try:
         decision = plan(facts, policy, cooling, now, who.tenant, downgrade, svc.sticky.get(conversation))
     except ClientFacingError:
-        _settle(svc, who, estimated, {}, 0.0)
+        _settle(svc, who, estimated, {}, 0.0, triage_usd)
         raise
+    progress.decision = decision
     out = Outbound(
         svc.upstream,
         svc.settings,
@@ -104,15 +160,16 @@ async def _forward(
     cooldown_s = policy.tiers.default_cooldown_seconds
     sticky = decision.action is not None and decision.action.sticky
 
-    attempt = partial(open_stream, out) if messages and parsed.view.stream else partial(attempt_json, out)
-    result = await svc.dispatcher.run(decision, attempt, deadline, cooldown_s)
+    streamed = progress.streamed = messages and parsed.view.stream
+    attempt = partial(open_stream, out) if streamed else partial(attempt_json, out)
+    result = await svc.dispatcher.run(decision, attempt, deadline, cooldown_s, progress.result)
     record_attempts(metrics, policy, decision, result.attempts, result.success is not None)
-    streamed = messages and parsed.view.stream
     if result.success is None:
         outcome = "client_error" if result.final is not None and result.final.status < 500 else "upstream_error"
         record_request(metrics, decision, outcome, svc.clock() - started, bool(streamed))
-        _log(decision, result, parsed, started, svc, outcome, extra={"tenant": who.name})
-        _settle(svc, who, estimated, {}, 0.0)
+        fields = {"tenant": who.name, "triage_usd": round(triage_usd, 6)}
+        _log(decision, result.attempts, result.target, parsed, started, svc, outcome, extra=fields)
+        _settle(svc, who, estimated, {}, 0.0, triage_usd)
         return failure_reply(decision, result, svc.clock(), cooling), False
     answered = result.target.model if result.target else None
     if sticky and answered:
@@ -122,14 +179,15 @@ async def _forward(
         opened = result.success
 
         def on_end(stats: StreamStats) -> None:
-            outcome = {"complete": "ok", "client_gone": "client_closed"}.get(stats.end, "stream_error")
+            outcome = _STREAM_OUTCOMES.get(stats.end, "stream_error")
             record_request(metrics, decision, outcome, svc.clock() - started, True)
             if stats.first_content_at is not None:
                 metrics.ttft.labels(decision.tier or "none").observe(stats.first_content_at - started)
             usage = stats.usage
             usd = record_usage(metrics, policy, answered, usage)
-            _settle(svc, who, estimated, usage, usd)
-            _log(decision, result, parsed, started, svc, outcome, stats, _usage_fields(who.name, request_id, usage, usd))
+            _settle(svc, who, estimated, usage, usd, triage_usd)
+            fields = _usage_fields(who.name, request_id, usage, usd, triage_usd)
+            _log(decision, result.attempts, result.target, parsed, started, svc, outcome, stats, fields)
             metrics.in_flight.dec()
 
         request_id = opened.headers.get("request-id")
@@ -139,7 +197,9 @@ async def _forward(
     # The answer goes out first; its accounting runs once it is written (``router.server.asgi.send_reply``).
     reply = result.success
     headers = {**reply.headers, **router_headers(decision, result), **extra}
-    account = partial(_account, svc, policy, decision, result, parsed, started, who, estimated, reply, messages)
+    account = partial(
+        _account, svc, policy, decision, result, parsed, started, who, estimated, reply, messages, triage_usd
+    )
     answer = json_reply(reply.status, headers, reply.body)
     answer.after = account
     return answer, False
@@ -154,29 +214,49 @@ def _account(
     started: float,
     who: TenantView,
     estimated: int,
-    reply: Reply,
+    reply: JsonReply,
     messages: bool,
+    triage_usd: float,
 ) -> None:
     """A non-streaming answer's usage, cost, budget, metrics and log line, after the client has it."""
     metrics = svc.metrics
     answered = result.target.model if result.target else None
-    usage = usage_of_json(reply.body) if messages else {}
+    usage = reply.usage if messages else {}
     usd = record_usage(metrics, policy, answered, usage)
-    _settle(svc, who, estimated, usage, usd)
+    if messages:
+        _settle(svc, who, estimated, usage, usd, triage_usd)
     record_request(metrics, decision, "ok", svc.clock() - started, False)
-    fields = _usage_fields(who.name, reply.headers.get("request-id"), usage, usd)
-    _log(decision, result, parsed, started, svc, "ok", extra=fields)
+    fields = _usage_fields(who.name, reply.headers.get("request-id"), usage, usd, triage_usd)
+    _log(decision, result.attempts, result.target, parsed, started, svc, "ok", extra=fields)
 
 
-def _settle(svc: Services, who: TenantView, estimated: int, usage: dict[str, int], usd: float) -> None:
-    """Correct the tenant's token bucket and book the cost on its budget and its spend metric."""
-    settle(svc.tenancy, who, estimated, usage, usd)
-    if usd and who.tenant is not None:
-        svc.metrics.tenant_spend.labels(who.name).inc(usd)
+def _admit(svc: Services, who: TenantView, estimated: int, messages: bool) -> str | None:
+    """The tenant's admission: the whole check for a Messages request; for count_tokens only the
+    request-rate part (it estimates no tokens, and a spent budget does not stop a free call)."""
+    if messages:
+        return admit(svc.tenancy, who, estimated)
+    try:
+        admit(svc.tenancy, who, 0)
+    except BudgetExceeded:
+        pass
+    return None
 
 
-def _usage_fields(tenant: str, request_id: str | None, usage: dict[str, int], usd: float) -> dict[str, Any]:
-    return {"request_id": request_id, "tenant": tenant, **usage, "usd": round(usd, 6)}
+def _settle(
+    svc: Services, who: TenantView, estimated: int, usage: dict[str, int], usd: float, triage_usd: float = 0.0
+) -> None:
+    """Correct the tenant's token bucket and book the cost (serving plus the triage call made for this
+    request) on its budget and its spend metric."""
+    total = usd + triage_usd
+    settle(svc.tenancy, who, estimated, usage, total)
+    if total and who.tenant is not None:
+        svc.metrics.tenant_spend.labels(who.name).inc(total)
+
+
+def _usage_fields(
+    tenant: str, request_id: str | None, usage: dict[str, int], usd: float, triage_usd: float
+) -> dict[str, Any]:
+    return {"request_id": request_id, "tenant": tenant, **usage, "usd": round(usd, 6), "triage_usd": round(triage_usd, 6)}
 
 
 def _classification_headers(classification: Classification | None) -> dict[str, str]:
@@ -192,8 +272,9 @@ def _classification_headers(classification: Classification | None) -> dict[str, 
 
 
 def _log(
-    decision: Plan,
-    result: Any,
+    decision: Plan | None,
+    attempts: list[tuple[str, str]],
+    target: Any,
     parsed: ParsedRequest,
     started: float,
     svc: Services,
@@ -204,19 +285,18 @@ def _log(
     """One line per request, at its end: the decision and its outcome. Never the prompt, never a key.
 
     The requested model is logged only when it is a router alias or a model the tier table knows: a free
-    client string is not something to copy into logs."""
+    client string is not something to copy into logs (and attempts' model ids are cut to 64 characters)."""
     if not log.isEnabledFor(logging.INFO):
         return
-    target = result.target
     requested = parsed.view.model
     tiers = svc.store.current.tiers
     known = requested == AUTO or requested in tiers.tiers or tiers.tier_of_model(requested) is not None
     line: dict[str, Any] = {
         "requested": requested if known else "other",
-        "tier": target.tier if target else decision.tier,
+        "tier": target.tier if target else (decision.tier if decision else None),
         "model": target.model[:64] if target else None,
-        "rule": decision.rule,
-        "attempts": [f"{m}:{o}" for m, o in result.attempts],
+        "rule": decision.rule if decision else None,
+        "attempts": [f"{m[:64]}:{o}" for m, o in attempts],
         "stream": parsed.view.stream,
         "outcome": outcome,
         "ms": round((svc.clock() - started) * 1000, 2),

@@ -14,7 +14,9 @@ How a rule's ``then.tier`` becomes targets:
   unchanged with no fallback (the router will not guess a tier from a name it does not know).
 
 Then the rule's ``floor`` and ``cap`` and the tenant's allowed tiers remove targets, and models cooling
-down after a 429/529 are moved aside.
+down after a 429/529 are moved aside -- except a model the client named itself when every other candidate
+is cooling too: then it is tried anyway (a cooldown is a guess that the model is still busy; refusing a
+request that asked for exactly that model, with nothing else to offer, turns the guess into an outage).
 """
 
 from __future__ import annotations
@@ -153,6 +155,12 @@ def plan(
             continue
         seen.add(target.model)
         (cooling if cooling_until.get(target.model, 0.0) > now else ready).append(target)
+    if not ready:
+        named = next((t for t in cooling if t.model == facts.model), None)
+        if named is not None:
+            ready.append(named)
+            cooling.remove(named)
+            reason += f"; {named.model} is cooling down but was named and nothing else is ready: tried anyway"
     wait = action.max_retry_wait_seconds
     return Plan(
         targets=tuple(ready),

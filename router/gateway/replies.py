@@ -12,9 +12,9 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 
 from router.gateway.dispatch import Dispatched
-from router.errors import ClientFacingError, UpstreamUnavailable, error_body
+from router.errors import ClientFacingError, UpstreamUnavailable, error_body, error_type_for
 from router.gateway.headers import format_attempts
-from router.gateway.outcome import exhausted_headers, most_informative
+from router.gateway.outcome import CAPACITY_STATUSES, exhausted_headers, most_informative
 from router.gateway.plan import Plan
 
 
@@ -83,6 +83,17 @@ def failure_reply(plan: Plan, result: Dispatched[object], now: float, cooling_un
     headers = router_headers(plan, result)
     if result.final is not None:
         final = result.final
+        capacity = [f for f in result.failures if f.status in CAPACITY_STATUSES and f.body is not None]
+        if capacity:
+            # A fallback target refused what an earlier one could not serve for capacity (Opus 429, then
+            # Sonnet 400: often a limit or feature of the fallback model, for a body the client never sent
+            # it). The capacity failure is the answer to the client's own request: it is returned with its
+            # retry-after, so the SDK retries when the first choice is back; the refusal is named in
+            # ``x-router-fallback-error`` rather than hidden.
+            best = most_informative(capacity)
+            note = f"{final.model} {final.status} {error_type_for(final.status)}"
+            extra = {**headers, **exhausted_headers(capacity), "x-router-fallback-error": note}
+            return json_reply(best.status, {**(best.headers or {}), **extra}, best.body or b"")
         return json_reply(final.status, {**(final.headers or {}), **headers}, final.body or b"")
     if result.failures:
         best = most_informative(result.failures)

@@ -2,8 +2,11 @@
 
 Before the commit point nothing has reached the client, so any failure (an HTTP error, an ``error`` event,
 a cut connection, a malformed frame, no content before the first-content deadline) falls back to the next
-target invisibly. ``message_start``, ``ping`` and ``content_block_start`` are held back; the first other
-event (normally a ``content_block_delta``) commits the stream.
+target invisibly. Everything is held back until the first event that is part of the answer
+(``COMMIT_EVENTS``: normally a ``content_block_delta``): ``message_start``, ``ping``,
+``content_block_start``, SSE comment frames and event types the router does not know are not an answer
+yet, and an ``error`` after them still falls back. A stream whose first answer event is ``message_stop``
+is complete (an empty answer), not cut.
 After the commit point the upstream's bytes are relayed frame by frame, unchanged, and any failure ends
 the stream with an Anthropic ``event: error`` frame -- never with a clean end that looks like success.
 """
@@ -18,7 +21,7 @@ import msgspec
 
 from router.gateway import usage
 from router.gateway.dispatch import transport_failure
-from router.errors import TransportError, sse_error_frame
+from router.errors import FrameTooLarge, TransportError, sse_error_frame
 from router.upstream.transport import Response
 from router.gateway.headers import downstream_headers
 from router.gateway.outcome import RETRYABLE_STATUSES, Failure, error_status_for_event, http_failure
@@ -26,22 +29,43 @@ from router.gateway.plan import Target
 from router.gateway.sse import Frame, SSEFramer
 from router.gateway.outbound import Outbound
 
-# Held back until the first event that carries content: a block's start alone is not yet an answer, and
-# holding it costs nothing (its first delta follows at once) while it keeps fallback possible.
-HELD_EVENTS = frozenset({"message_start", "ping", "content_block_start"})
+# The events that commit a stream: the answer itself. Anything else before one of them is held back (a
+# block's start alone is not yet an answer, and holding it costs nothing: its first delta follows at once)
+# so that fallback stays possible. An allowlist, not a list of held events: a comment frame or an event
+# type from a newer API version must not commit a stream that then fails.
+COMMIT_EVENTS = frozenset({"content_block_delta", "content_block_stop", "message_delta", "message_stop"})
+
+CHARS_PER_TOKEN = 4
+"""For a stream that ends before its final ``message_delta`` (the client left, the upstream cut): output
+tokens are estimated from the text relayed, about four characters per token (at least one per delta)."""
 
 
 class StreamStats:
     """What the relay learned while passing bytes through: usage, timing and how the stream ended."""
 
-    __slots__ = ("end", "first_content_at", "usage")
+    __slots__ = ("delta_chars", "deltas", "end", "final_usage", "first_content_at", "usage")
 
     def __init__(self) -> None:
         self.first_content_at: float | None = None
         self.usage = usage.empty()
         """Input, output and prompt-cache tokens as the events reported them (``router.gateway.usage``)."""
         self.end = "open"
-        """``complete``, ``upstream_error``, ``cut``, ``stall``, ``malformed``, ``client_gone`` or ``open``."""
+        """``complete``, ``upstream_error``, ``cut``, ``stall``, ``malformed``, ``oversize``, ``client_gone``,
+        ``shutdown`` or ``open``."""
+        self.deltas = 0
+        self.delta_chars = 0
+        """Content deltas seen and the characters of text (or tool input, thinking) they carried."""
+        self.final_usage = False
+        """The ``message_delta`` with the answer's output tokens arrived."""
+
+    def settle_output(self) -> None:
+        """Output tokens for a stream that ended without its ``message_delta``: the estimate from the deltas
+        relayed (``CHARS_PER_TOKEN``), so a client that leaves early still pays for what it received."""
+        if self.final_usage:
+            return
+        estimate = max(self.deltas, -(-self.delta_chars // CHARS_PER_TOKEN))
+        if estimate > self.usage["output_tokens"]:
+            self.usage["output_tokens"] = estimate
 
 
 class OpenStream:
@@ -78,9 +102,23 @@ def _check(frame: Frame, stats: StreamStats) -> tuple[str | None, object]:
         return None, None
     try:
         decoded = frame.json()
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return "malformed", None
-    usage.merge_event(stats.usage, frame.event, decoded)
+    event = frame.event
+    if event == "content_block_delta":
+        stats.deltas += 1
+        delta = decoded.get("delta") if isinstance(decoded, dict) else None
+        if isinstance(delta, dict):
+            for key in ("text", "partial_json", "thinking"):
+                piece = delta.get(key)
+                if isinstance(piece, str):
+                    stats.delta_chars += len(piece)
+                    break
+    elif event == "message_delta":
+        usage.merge_event(stats.usage, event, decoded)
+        stats.final_usage = True
+    elif event == "message_start":
+        usage.merge_event(stats.usage, event, decoded)
     return None, decoded
 
 
@@ -154,12 +192,16 @@ async def _read_to_commit(
                 if frame.event == "error":
                     response.close()
                     return _event_failure(target.model, decoded, response.get("request-id"))
-                if frame.event not in HELD_EVENTS:
+                held.append(frame.raw)
+                if frame.event in COMMIT_EVENTS:
                     committed = True
                     stats.first_content_at = clock()
-                held.append(frame.raw)
+                    if frame.event == "message_stop":
+                        stats.end = "complete"  # an empty answer is an answer: nothing is missing
                 continue
             # Later frames of the committing chunk: relay them as the relay loop would.
+            if stats.end != "open":
+                break  # message_stop already ended it; anything after is not part of the answer
             if problem:
                 held.append(sse_error_frame(502, "upstream sent a malformed event"))
                 stats.end = "malformed"
@@ -192,6 +234,12 @@ class Relay:
         self._started = True
         return await self._chunks.__anext__()
 
+    def mark_end(self, end: str) -> None:
+        """Say how the stream is about to end, from outside (the server's drain deadline: ``shutdown``),
+        before the relay is cancelled or closed; the caller writes the closing ``event: error`` frame."""
+        if self._stream.stats.end == "open":
+            self._stream.stats.end = end
+
     async def aclose(self) -> None:
         if self._started:
             await self._chunks.aclose()
@@ -206,6 +254,7 @@ class Relay:
         # Still open here means the relay was cancelled or closed early: the client went away.
         if stats.end == "open":
             stats.end = "client_gone"
+        stats.settle_output()
         await self._stream.close()
         if self._on_end is not None:
             self._on_end(stats)
@@ -236,7 +285,13 @@ class Relay:
                         stats.end = "cut"
                         yield sse_error_frame(502, "upstream stream ended early; the answer is incomplete")
                     return
-                out = _relay_frames(framer.feed(chunk), stats)
+                try:
+                    frames = framer.feed(chunk)
+                except FrameTooLarge as exc:
+                    stats.end = "oversize"
+                    yield sse_error_frame(502, f"{exc.message}; the answer is incomplete")
+                    return
+                out = _relay_frames(frames, stats)
                 if out:
                     yield out
                 if stats.end not in ("open", "complete", "upstream_error"):

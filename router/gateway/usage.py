@@ -38,15 +38,23 @@ def empty() -> dict[str, int]:
     return dict.fromkeys(FIELDS, 0)
 
 
-def of_json(body: bytes) -> dict[str, int]:
-    """Usage of a JSON answer; decodes only ``usage`` (msgspec skips the rest). Empty on a body without it."""
+def read_json(body: bytes) -> dict[str, int] | None:
+    """Usage of a JSON answer, or None when the body is not a JSON object at all (a malformed answer).
+
+    msgspec still checks the whole document's syntax while it skips the fields other than ``usage``, so this
+    one decode is both the well-formedness check of a 200 answer and its usage read."""
     try:
         usage = _answer_decoder.decode(body).usage
-    except msgspec.DecodeError:
-        return {}
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
     if usage is None:
         return {}
     return {name: getattr(usage, name) or 0 for name in FIELDS}
+
+
+def of_json(body: bytes) -> dict[str, int]:
+    """Usage of a JSON answer; empty on a body without it (or not JSON)."""
+    return read_json(body) or {}
 
 
 def merge_event(into: dict[str, int], event: str | None, decoded: Any) -> None:

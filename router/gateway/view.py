@@ -34,14 +34,39 @@ class ParsedRequest(msgspec.Struct, frozen=True):
     raw: bytes
 
 
+MAX_MODEL_CHARS = 256
+"""Longest ``model`` string accepted. Real ids are ~20 characters; the bound keeps a client string from
+becoming a megabyte response header or log line."""
+
+
+def decode_body(raw: bytes) -> Any:
+    """The client's JSON, or InvalidRequest (400) for every way it can fail to decode: bad syntax, invalid
+    UTF-8 (``UnicodeDecodeError``) and nesting deeper than msgspec's limit (``RecursionError``). Any of
+    these escaping as a 500 would make the client's SDK retry a request that can never succeed."""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest("request body is not valid JSON: invalid UTF-8") from None
+    except RecursionError:
+        raise InvalidRequest("request body is not valid JSON: nested too deeply") from None
+
+
+def check_model(model: str) -> None:
+    """``model`` must be 1..256 printable ASCII characters: it may reach response headers (latin-1 only, no
+    CR/LF) and the access log, so anything else is refused at the door, before any upstream call."""
+    if not model or len(model) > MAX_MODEL_CHARS or not (model.isascii() and model.isprintable()):
+        raise InvalidRequest(
+            f"model: expected 1 to {MAX_MODEL_CHARS} printable ASCII characters (a model id, a tier or auto)"
+        )
+
+
 def parse_request(raw: bytes, *, require_messages: bool = True) -> ParsedRequest:
     """Decode the body. Raises InvalidRequest (400) with a message naming the unreadable field."""
     if not raw:
         raise InvalidRequest("request body is empty: expected a JSON object")
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    body = decode_body(raw)
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     if "model" not in body:
@@ -53,6 +78,7 @@ def parse_request(raw: bytes, *, require_messages: bool = True) -> ParsedRequest
     except msgspec.ValidationError as exc:
         # msgspec names the path, e.g. "Expected `str`, got `int` - at `$.model`".
         raise InvalidRequest(f"cannot read the request: {exc}") from None
+    check_model(view.model)
     return ParsedRequest(view=view, body=body, raw=raw)
 
 

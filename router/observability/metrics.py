@@ -33,6 +33,7 @@ _LABEL_TYPES = {
     "cut": "cut",
     "stall": "stall",
     "malformed": "malformed",
+    "oversize": "oversize",
 }
 
 

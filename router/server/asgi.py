@@ -6,8 +6,20 @@ hundred microseconds, so a framework's per-request layers (routing, request and 
 middleware, response encoding) were a large share of it (BENCHMARKS.md, profile). Here a proxy request
 costs one dict lookup to route, one pass over the raw headers, and two ``send`` calls to answer. The
 behaviour the framework gave is kept explicitly: the body size limit (413), errors in Anthropic's envelope
-with the status the SDKs expect, a 500 envelope for bugs (logged by type, never by message), and for
-streams, watching for the client going away so the upstream stream is closed at once.
+with the status the SDKs expect, a 500 envelope for bugs (logged by type, never by message), and
+watching for the client going away.
+
+The disconnect watcher starts once the body has been read (the first moment ``receive`` can report
+``http.disconnect`` about anything but the body) and lasts until the answer is written: a client that
+leaves while its request is being classified or dispatched cancels ``forward`` -- the attempt in flight is
+abandoned, its upstream connection closed, no further tier is tried and no Haiku call starts -- and is
+logged ``client_closed``; during a stream the same watcher cancels the relay. It costs one task per
+request, which a proxy that can spend minutes on an answer for nobody cannot do without.
+
+The drain deadline: uvicorn cancels the handlers still running when ``timeout_graceful_shutdown``
+(``drain_seconds``) passes. A request still waiting for its answer then gets a 503 envelope with
+``x-should-retry: true`` (not uvicorn's plain-text 500), a stream an ``event: error`` frame (never a clean
+end), and both an access line with outcome ``shutdown``.
 """
 
 from __future__ import annotations
@@ -20,8 +32,16 @@ from typing import Any
 
 from litestar import Litestar
 
-from router.errors import ClientFacingError, ClientGone, InternalError, MethodNotAllowed, RequestTooLarge
-from router.gateway.pipeline import Inbound, forward
+from router.errors import (
+    ClientFacingError,
+    ClientGone,
+    InternalError,
+    MethodNotAllowed,
+    RequestTooLarge,
+    ShuttingDown,
+    sse_error_frame,
+)
+from router.gateway.pipeline import SHUTDOWN, Inbound, forward
 from router.gateway.replies import Reply, StreamReply, error_reply
 
 log = logging.getLogger("router")
@@ -61,22 +81,58 @@ class RouterApp:
             await send_reply(reply, send)
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send, path: str, messages: bool) -> None:
+        watcher: asyncio.Future[None] | None = None
         try:
             headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
             body = await read_body(receive, headers, self.max_body_bytes)
             inbound = Inbound(headers, body, scope.get("query_string", b""))
-            reply: Reply | StreamReply = await forward(inbound, self.litestar.state.services, path, messages=messages)
+            watcher = asyncio.ensure_future(_disconnected(receive))
+            reply: Reply | StreamReply = await _unless_gone(
+                forward(inbound, self.litestar.state.services, path, messages=messages), watcher
+            )
         except ClientGone:
+            if watcher is not None:
+                watcher.cancel()
             return
         except ClientFacingError as exc:
             reply = error_reply(exc)
         except Exception as exc:  # a bug: answer in the envelope, log the type only (messages may quote content)
             log.error("unexpected error while handling a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
             reply = error_reply(InternalError("internal error in the router"))
+        except BaseException:
+            if watcher is not None:
+                watcher.cancel()
+            raise
         if isinstance(reply, StreamReply):
-            await send_stream(reply, receive, send)
-        else:
-            await send_reply(reply, send)
+            await send_stream(reply, receive, send, watcher)
+            return
+        if watcher is not None:
+            watcher.cancel()
+        await send_reply(reply, send)
+
+
+async def _unless_gone(work: Awaitable[Reply | StreamReply], watcher: asyncio.Future[None]) -> Reply | StreamReply:
+    """``work``'s result, or ``ClientGone`` once ``watcher`` saw the client disconnect first (``work`` is
+    then cancelled and awaited, so its own cleanup -- closing the upstream attempt, the access line --
+    has run when this returns)."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # this handler cancelled: the drain deadline passed
+        task.cancel(SHUTDOWN)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        _uncancel()
+        raise ShuttingDown() from None
+    except BaseException:
+        task.cancel()
+        raise
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise ClientGone
 
 
 async def read_body(receive: Receive, headers: list[tuple[str, str]], limit: int) -> bytes:
@@ -129,15 +185,18 @@ async def send_reply(reply: Reply, send: Send) -> None:
                 log.error("unexpected error while accounting a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
 
 
-async def send_stream(reply: StreamReply, receive: Receive, send: Send) -> None:
+async def send_stream(
+    reply: StreamReply, receive: Receive, send: Send, watcher: asyncio.Future[None] | None = None
+) -> None:
     """Write the stream while watching the connection: a client that leaves cancels the relay, whose
     cleanup closes the upstream response (so generation stops) and records the request's end.
+    ``watcher``: the request's disconnect watcher, already running (the only reader of ``receive``).
 
     The headers and the first chunk (the frames held back to the commit point, which the relay has in hand)
     are written before any task is started: the first token does not wait for a task switch."""
     chunks = reply.chunks
     writer: asyncio.Future[None] | None = None
-    watcher: asyncio.Future[None] | None = None
+    shutdown = False
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _raw_headers(reply.headers)})
         first = await anext(aiter(chunks), None)
@@ -146,8 +205,15 @@ async def send_stream(reply: StreamReply, receive: Receive, send: Send) -> None:
             return
         await send({"type": "http.response.body", "body": first, "more_body": True})
         writer = asyncio.ensure_future(_pump(chunks, send))
-        watcher = asyncio.ensure_future(_disconnected(receive))
+        if watcher is None:
+            watcher = asyncio.ensure_future(_disconnected(receive))
         await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # this handler cancelled: the drain deadline passed mid-stream
+        shutdown = True
+        _uncancel()
+        mark_end = getattr(chunks, "mark_end", None)
+        if mark_end is not None:
+            mark_end("shutdown")  # before the writer is cancelled, which closes the relay
     except Exception as exc:  # a bug in the relay: the connection is closed by the server; type only
         log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
     finally:
@@ -164,12 +230,32 @@ async def send_stream(reply: StreamReply, receive: Receive, send: Send) -> None:
                 pass
             except Exception as exc:  # a bug in the relay, as above
                 log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+        if shutdown:
+            await _end_for_shutdown(send)
         # A writer cancelled while it was in ``send`` (or before it asked for the first chunk) leaves the
         # relay unfinished; closing it here runs its cleanup now (upstream closed, request recorded) rather
         # than at garbage collection, or never.
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+SHUTDOWN_FRAME = sse_error_frame(503, "the router is shutting down; the answer is incomplete")
+
+
+async def _end_for_shutdown(send: Send) -> None:
+    """End a stream cut by the drain deadline (its relay already marked ``shutdown``, so the access line
+    says so) with an ``event: error`` frame -- never a silent end that looks like success."""
+    with contextlib.suppress(Exception):
+        await send({"type": "http.response.body", "body": SHUTDOWN_FRAME, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _uncancel() -> None:
+    """Take back the cancellation just delivered, so this handler can still write its last words."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 async def _pump(chunks: AsyncIterator[bytes], send: Send) -> None:

@@ -24,7 +24,7 @@ or ``--config sim.yaml`` with::
       - {kind: overloaded, model: claude-opus-4-5, count: 2}
       - {kind: cut, model: "*", probability: 0.1, after_events: 3}
 
-Fault kinds: ``rate_limit`` (429 + retry-after), ``overloaded`` (529), ``server_error`` (500/502/503/504),
+Fault kinds: ``rate_limit`` (429 + retry-after), ``overloaded`` (529), ``server_error`` (500/502/503/504), ``invalid_request`` (400),
 ``connect_refused`` (TCP reset, no response), ``stall`` (no response / stream stalls after ping),
 ``stall_after_content``, ``cut`` (connection reset mid-stream or mid-body), ``error_before_content`` /
 ``error_after_content`` (``event: error`` overloaded_error after the 200), ``malformed`` /
@@ -32,6 +32,16 @@ Fault kinds: ``rate_limit`` (429 + retry-after), ``overloaded`` (529), ``server_
 the stream-only kinds (error_*, malformed*, stall_after_content) answer 529 overloaded_error. The
 ``*_after_content`` kinds and ``cut`` send ``after_events`` content_block_delta events first. Rules
 apply to ``endpoint`` "messages" (default), "count_tokens" or "*"; ``/v1/models`` is never faulted.
+Wire variations a correct client must survive: ``novel_events``, ``fragmented``, ``trickle`` (frames a
+few bytes per write), ``comment_frames`` (SSE ``: ...`` frames before content and between deltas; the
+``comments: true`` flag adds a comment and an unknown event before content to any stream fault),
+``prompt_cache`` (``cache_read_tokens`` / ``cache_creation_tokens`` in the JSON usage, ``message_start``
+and a cumulative ``message_delta``), ``oversize`` (one delta frame of ``frame_bytes``, written 64 KiB
+at a time; JSON: a text of that size), ``extra_headers`` (two ``set-cookie``, an
+``anthropic-organization-id`` and other headers a router must not relay). Failures: ``empty_stream``
+(``message_start``, ``ping``, ``message_stop``: nothing else), ``malformed_json`` (a 200 whose JSON
+body is cut in half; streams get a 529). ``stall`` on a JSON request stalls before the response head.
+The request log keeps ``raw_headers`` in order, so repeated headers stay visible.
 
 A stall ends after ``stall_s`` (or when the server closes) and the response then completes normally.
 Every stream starts ``message_start``, ``ping``; content waits ``ttft_ms`` and deltas are paced by

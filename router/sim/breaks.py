@@ -13,7 +13,7 @@ import struct
 
 from aiohttp import web
 
-from router.sim.config import STREAM_ONLY_KINDS, FaultRule
+from router.sim.config import JSON_ONLY_KINDS, STREAM_ONLY_KINDS, FaultRule
 from router.sim.state import SimState
 from router.sim.wire import error_response, retry_after_value
 
@@ -28,10 +28,13 @@ def status_fault_response(rule: FaultRule, headers: dict[str, str], *, stream: b
         limited = {**headers, "retry-after": retry_after_value(rule.retry_after)}
         limited["anthropic-ratelimit-requests-remaining"] = "0"
         return error_response(429, limited)
-    if rule.kind == "overloaded" or (not stream and rule.kind in STREAM_ONLY_KINDS):
+    wrong_mode = rule.kind in (JSON_ONLY_KINDS if stream else STREAM_ONLY_KINDS)
+    if rule.kind == "overloaded" or wrong_mode:
         return error_response(529, headers)
     if rule.kind == "server_error":
         return error_response(rule.status or 500, headers)
+    if rule.kind == "invalid_request":
+        return error_response(400, headers, "max_tokens: this model accepts fewer output tokens (simulated)")
     return None
 
 

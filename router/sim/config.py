@@ -26,6 +26,7 @@ FAULT_KINDS: frozenset[str] = frozenset(
         "rate_limit",
         "overloaded",
         "server_error",
+        "invalid_request",  # 400 invalid_request_error, as for a parameter this model does not accept
         "connect_refused",
         "stall",
         "stall_after_content",
@@ -37,12 +38,30 @@ FAULT_KINDS: frozenset[str] = frozenset(
         # Not failures: wire variations a correct client must survive. Streams only; JSON answers are normal.
         "novel_events",  # event types from a future API version, before content and between deltas
         "fragmented",  # every frame written in several small pieces, so frames straddle network reads
+        "trickle",  # every frame written a few bytes at a time with a pause between writes
+        "comment_frames",  # SSE comment frames (": ...") before content and between deltas
+        "prompt_cache",  # usage reports cache_read_tokens / cache_creation_tokens (JSON, message_start/_delta)
+        "extra_headers",  # response headers a router must not relay (set-cookie x2, organization id)
+        "oversize",  # a stream: one content_block_delta frame of frame_bytes; JSON: a text of frame_bytes
+        # Failures of their own:
+        "empty_stream",  # message_start, ping, message_stop: a complete stream without any content
+        "malformed_json",  # a 200 JSON answer whose body is truncated (streams: 529, like stream-only kinds)
     }
 )
 
+# Kinds that only make sense for a JSON answer; a stream request gets a 529 instead.
+JSON_ONLY_KINDS: frozenset[str] = frozenset({"malformed_json"})
+
 # Kinds that only make sense once a 200 SSE stream is open; a non-stream request gets a 529 instead.
 STREAM_ONLY_KINDS: frozenset[str] = frozenset(
-    {"error_before_content", "error_after_content", "malformed", "malformed_after_content", "stall_after_content"}
+    {
+        "error_before_content",
+        "error_after_content",
+        "malformed",
+        "malformed_after_content",
+        "stall_after_content",
+        "empty_stream",
+    }
 )
 
 SERVER_ERROR_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
@@ -89,6 +108,16 @@ class FaultRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     after_events: int = 2
     stall_s: float = 3600
     endpoint: str = "messages"
+    cache_read_tokens: int = 0
+    """``prompt_cache``: cache reads reported in usage."""
+    cache_creation_tokens: int = 0
+    """``prompt_cache``: cache writes reported in usage."""
+    input_tokens: int | None = None
+    """``prompt_cache``: input tokens reported instead of the size estimate (same usage for any body)."""
+    frame_bytes: int = 16 << 20
+    """``oversize``: bytes of text in the one huge delta (or the JSON answer's text)."""
+    comments: bool = False
+    """Any stream kind: also send an SSE comment frame and an unknown event before content."""
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -105,6 +134,8 @@ class FaultRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("after_events and stall_s must be >= 0")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError("retry_after must be >= 0")
+        if min(self.cache_read_tokens, self.cache_creation_tokens, self.frame_bytes) < 0:
+            raise ValueError("cache_read_tokens, cache_creation_tokens and frame_bytes must be >= 0")
 
 
 def _default_profiles() -> dict[str, LatencyProfile]:

@@ -131,16 +131,18 @@ def _tool_answer(tool: dict[str, Any], text: str) -> Answer:
     return Answer(block, pieces, piece_tokens, "tool_use", max(1, sum(piece_tokens)))
 
 
-def usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+def usage(input_tokens: int, output_tokens: int, cache_read: int = 0, cache_creation: int = 0) -> dict[str, int]:
     return {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": cache_creation,
+        "cache_read_input_tokens": cache_read,
     }
 
 
-def message_body(answer: Answer, *, model: str, msg_id: str, input_tokens: int) -> dict[str, Any]:
+def message_body(
+    answer: Answer, *, model: str, msg_id: str, input_tokens: int, cache_read: int = 0, cache_creation: int = 0
+) -> dict[str, Any]:
     """The non-streaming response body."""
     return {
         "id": msg_id,
@@ -150,11 +152,13 @@ def message_body(answer: Answer, *, model: str, msg_id: str, input_tokens: int) 
         "content": [answer.block],
         "stop_reason": answer.stop_reason,
         "stop_sequence": None,
-        "usage": usage(input_tokens, answer.output_tokens),
+        "usage": usage(input_tokens, answer.output_tokens, cache_read, cache_creation),
     }
 
 
-def message_start(*, model: str, msg_id: str, input_tokens: int) -> dict[str, Any]:
+def message_start(
+    *, model: str, msg_id: str, input_tokens: int, cache_read: int = 0, cache_creation: int = 0
+) -> dict[str, Any]:
     message = {
         "id": msg_id,
         "type": "message",
@@ -163,7 +167,7 @@ def message_start(*, model: str, msg_id: str, input_tokens: int) -> dict[str, An
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": usage(input_tokens, 1),
+        "usage": usage(input_tokens, 1, cache_read, cache_creation),
     }
     return {"type": "message_start", "message": message}
 
@@ -188,9 +192,11 @@ def block_stop() -> dict[str, Any]:
     return {"type": "content_block_stop", "index": 0}
 
 
-def message_delta(answer: Answer) -> dict[str, Any]:
+def message_delta(answer: Answer, cumulative: dict[str, int] | None = None) -> dict[str, Any]:
+    """The final ``message_delta``. ``cumulative``: the full usage object (input and cache fields too), as
+    newer API versions send it; by default only ``output_tokens``."""
     return {
         "type": "message_delta",
         "delta": {"stop_reason": answer.stop_reason, "stop_sequence": None},
-        "usage": {"output_tokens": answer.output_tokens},
+        "usage": cumulative if cumulative is not None else {"output_tokens": answer.output_tokens},
     }

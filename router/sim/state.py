@@ -65,6 +65,8 @@ class SimState:
             "query": request.query_string,
             "method": request.method,
             "headers": headers,
+            # As received, in order: a repeated header appears once per occurrence.
+            "raw_headers": [[name.lower(), value] for name, value in request.headers.items()],
             "body": body,
             "model": None,
             "fault": None,

@@ -88,6 +88,11 @@ def sse_frame(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+def comment_frame(text: str) -> bytes:
+    """An SSE comment frame (a line starting with ``:``): proxies and servers send them as keep-alives."""
+    return f": {text}\n\n".encode()
+
+
 def stream_error_frame() -> bytes:
     """The mid-stream ``error`` event the API sends after a 200 when it becomes overloaded."""
     return sse_frame("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})

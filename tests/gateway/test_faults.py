@@ -162,16 +162,28 @@ def test_cooldown_skips_a_rate_limited_model_for_later_requests(router, sim):
 
 
 def test_all_cooling_answers_429_with_retry_after_without_calling_upstream(router, sim):
+    sim.faults(*({"kind": "rate_limit", "model": m, "retry_after": 20, "count": 1} for m in (OPUS, SONNET, HAIKU)))
+    client = sdk_client(router)
+    with pytest.raises(anthropic.RateLimitError):
+        client.messages.create(model="opus", max_tokens=8, messages=MESSAGES)  # every tier answers 429
+    with pytest.raises(anthropic.RateLimitError) as info:
+        client.messages.create(model="opus", max_tokens=8, messages=MESSAGES)
+    headers = info.value.response.headers
+    assert 19 <= int(headers["retry-after"]) <= 20 and headers["x-should-retry"] == "true"
+    assert "cooling down" in info.value.body["error"]["message"]
+    assert sim.models_seen() == [OPUS, SONNET, HAIKU]
+
+
+def test_a_named_cooling_model_with_no_alternative_is_still_tried(router, sim):
+    # Issue 13, defect 13: this used to answer 429 "cooling down" without asking the upstream, for as long
+    # as the retry-after said -- even though the request named exactly that model.
     sim.faults({"kind": "rate_limit", "model": "claude-future-1", "retry_after": 20, "count": 1})
     client = sdk_client(router)
     with pytest.raises(anthropic.RateLimitError):
         client.messages.create(model="claude-future-1", max_tokens=8, messages=MESSAGES)
-    with pytest.raises(anthropic.RateLimitError) as info:
-        client.messages.create(model="claude-future-1", max_tokens=8, messages=MESSAGES)
-    headers = info.value.response.headers
-    assert 19 <= int(headers["retry-after"]) <= 20 and headers["x-should-retry"] == "true"
-    assert "cooling down" in info.value.body["error"]["message"]
-    assert sim.models_seen() == ["claude-future-1"]
+    raw = client.messages.with_raw_response.create(model="claude-future-1", max_tokens=8, messages=MESSAGES)
+    assert raw.parse().model == "claude-future-1" and raw.headers["x-router-attempts"] == "claude-future-1:200"
+    assert sim.models_seen() == ["claude-future-1", "claude-future-1"]
 
 
 def test_short_retry_after_on_last_target_is_waited_out(router, sim):

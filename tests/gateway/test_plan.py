@@ -95,3 +95,21 @@ def test_deprecated_models_in_the_table_are_reported(table):
     found = deprecated_models(table, {"claude-sonnet-4-5": "November 30th, 2026", "claude-2": "gone"})
     assert found == {"claude-sonnet-4-5": "November 30th, 2026"}
 
+
+
+def test_a_named_cooling_model_is_still_tried_when_nothing_else_is_ready(policy, table):
+    # Issue 13, defect 13: a request naming a cooling model got a 429 without any attempt.
+    opus = table.tiers["opus"]
+    chain = [opus.primary] + [table.tiers[t].primary for t in opus.fallback]
+    everything = dict.fromkeys(chain, 100.0)
+    p = plan(facts(opus.primary), policy, everything, 50.0)
+    assert models(p) == [opus.primary] and opus.primary not in [t.model for t in p.cooling]
+    assert "tried anyway" in p.reason
+    # Not when another candidate is ready: the fallback answers, as before.
+    p = plan(facts(opus.primary), policy, {opus.primary: 100.0}, 50.0)
+    assert opus.primary not in models(p) and models(p)
+    # A tier name is not a named model: an all-cooling tier chain stays cooling.
+    assert models(plan(facts("opus"), policy, everything, 50.0)) == []
+    # A model outside the table, cooling after a 429, is still forwarded when named.
+    p = plan(facts("claude-experimental-9"), policy, {"claude-experimental-9": 100.0}, 50.0)
+    assert models(p) == ["claude-experimental-9"]

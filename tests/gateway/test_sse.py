@@ -57,3 +57,39 @@ def test_partial_frame_is_held_back():
     frames, framer = frames_of([b"event: ping\ndata: {}\n\nevent: message_st"])
     assert [f.event for f in frames] == ["ping"]
     assert framer.pending == b"event: message_st"
+
+
+def test_one_huge_frame_in_64k_chunks_is_linear():
+    # 16 MiB in 64 KiB chunks: the old framer rescanned its whole tail per chunk (~20 s of CPU here).
+    import time
+
+    payload = b'event: content_block_delta\ndata: {"text":"' + b"x" * ((16 << 20) - 100) + b'"}\n\n'
+    framer = SSEFramer()
+    started = time.process_time()
+    frames = []
+    for start in range(0, len(payload), 64 << 10):
+        frames.extend(framer.feed(payload[start : start + (64 << 10)]))
+    assert time.process_time() - started < 1.0
+    assert len(frames) == 1 and frames[0].raw == payload and framer.pending == b""
+
+
+def test_frame_over_the_cap_raises():
+    import pytest
+
+    from router.errors import FrameTooLarge, TransportError
+
+    framer = SSEFramer(max_frame_bytes=1000)
+    framer.feed(b"event: x\ndata: " + b"y" * 900)
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"y" * 200)
+    assert isinstance(info.value, TransportError) and info.value.label == "oversize"
+
+
+def test_boundaries_split_at_every_offset_across_the_overlap():
+    for boundary in (b"\n\n", b"\r\n\r\n", b"\r\n\n", b"\n\r\n"):
+        stream = b"event: a\ndata: 1" + boundary + b"event: b\ndata: 2" + boundary
+        for cut in range(1, len(stream)):
+            for second in range(cut, len(stream)):
+                frames, framer = frames_of([stream[:cut], stream[cut:second], stream[second:]])
+                assert [f.event for f in frames] == ["a", "b"], (boundary, cut, second)
+                assert b"".join(f.raw for f in frames) == stream and framer.pending == b""
