@@ -180,11 +180,18 @@ async def attempt_json(
     return http_failure(target.model, status, data, reply_headers)
 
 
-_TRANSPORT_STATUS = {"timeout": 504, "stall": 504}
+_TRANSPORT_STATUS = {"timeout": 504, "stall": 504, "invalid": 400}
+# ``invalid``: the transport refused to write the request (CR, LF or NUL in a header or the path); every
+# target would refuse it alike, so it is the client's error, not a reason to fall back.
+_NOT_RETRYABLE = frozenset({"invalid"})
 
 
 def transport_failure(model: str, label: str, message: str) -> Failure:
     """A failure with no upstream response to relay: connection errors, timeouts, cuts, bad frames."""
     return Failure(
-        model=model, label=label, status=_TRANSPORT_STATUS.get(label, 502), retryable=True, message=message
+        model=model,
+        label=label,
+        status=_TRANSPORT_STATUS.get(label, 502),
+        retryable=label not in _NOT_RETRYABLE,
+        message=message,
     )

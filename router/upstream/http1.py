@@ -16,7 +16,7 @@ Semantics the dispatcher relies on:
   resent POST is a second, billed generation).
 - Failures are ``TransportError``s with a ``label``: ``connect`` (no connection, the proxy refused the
   tunnel, or the connection closed before any response), ``cut`` (closed mid-response), ``malformed``
-  (not HTTP), ``too_large`` (the answer is larger than ``max_body``), ``invalid`` (a header or path with
+  (not HTTP), ``oversize`` (the answer is larger than ``max_body``), ``invalid`` (a header or path with
   CR, LF or NUL: never written). Timeouts are the caller's (``asyncio.timeout`` around the call); a
   timed-out or abandoned response closes its connection.
 - A response goes back to the pool only when it was read to its end and both sides allow keep-alive. The
@@ -185,7 +185,7 @@ class _Connection(asyncio.Protocol):
         if self.body_bytes > self.pool.max_body:
             # Stop reading at once and drop what is buffered: the answer never sits in memory whole.
             self.error = TransportError(
-                "too_large", f"upstream answer larger than the router's limit of {self.pool.max_body} bytes"
+                "oversize", f"upstream answer larger than the router's limit of {self.pool.max_body} bytes"
             )
             self.buffer = []
             self.buffered = 0

@@ -395,7 +395,7 @@ def test_an_answer_over_the_size_cap_is_too_large_and_not_kept(framing: str) -> 
             response = await pool.request("POST", "/", {}, b"")
             with pytest.raises(TransportError) as failed:
                 await response.read()
-            assert failed.value.label == "too_large" and str(1 << 20) in failed.value.message
+            assert failed.value.label == "oversize" and str(1 << 20) in failed.value.message
             response.close()
             assert not pool.idle and not pool.active
             await pool.close()
