@@ -46,9 +46,8 @@ def _serve(args: argparse.Namespace) -> int:
     from router.observability.logs import configure_logging
     from router.server.serving import DrainingServer, uvicorn_config
     from router.settings import Settings
-    from router.classify.local import load as load_local_model
     from router.policy.loader import load_policy
-    from router.tenancy.tenants import check_bind
+    from router.server.checks import startup_checks
 
     settings = Settings.from_env(
         host=args.host,
@@ -67,8 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         # Fail before binding the port, with the file's own message.
         policy = load_policy(settings.policies_dir)
-        load_local_model(settings.models_dir, policy.classifier.model)
-        check_bind(settings.host, policy.tenants)
+        startup_checks(settings, policy)  # the same checks every reload runs
     except ConfigError as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 2
