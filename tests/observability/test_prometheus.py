@@ -326,7 +326,7 @@ def test_every_dashboard_and_alert_expression_runs_on_a_real_prometheus(make_rou
     prometheus = Prometheus(tmp_path, f"127.0.0.1:{router.port}")
     try:
         drive_traffic(router, sim)
-        with urllib.request.urlopen(router.url + "/metrics", timeout=5) as resp:
+        with urllib.request.urlopen(router.admin_url + "/metrics", timeout=5) as resp:
             exposed = {
                 line.split("{")[0].split(" ")[0] for line in resp.read().decode().splitlines() if line and line[0] != "#"
             }

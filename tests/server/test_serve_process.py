@@ -27,11 +27,13 @@ UPSTREAM_KEY = "sk-ant-upstream-secret-0917"
 class ServeProcess:
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.port = free_port()
+        self.admin_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"router-serve-{self.port}.log"
         self.log_file = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "router", "serve", "--port", str(self.port), *args],
+            [sys.executable, "-m", "router", "serve", "--port", str(self.port), "--admin-port", str(self.admin_port), *args],
             cwd=ROOT,
             env=env,
             stdout=self.log_file,
@@ -40,7 +42,7 @@ class ServeProcess:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as resp:
+                with urllib.request.urlopen(self.admin_url + "/readyz", timeout=1) as resp:  # up after the client port
                     if resp.status == 200:
                         return
             except OSError:
@@ -89,7 +91,7 @@ def readme_python_example() -> str:
 def test_without_a_key_it_serves_from_the_embedded_simulator_and_says_so(embedded):
     log = embedded.log()
     assert "SIMULATED upstream" in log
-    with urllib.request.urlopen(embedded.url + "/readyz", timeout=5) as resp:
+    with urllib.request.urlopen(embedded.admin_url + "/readyz", timeout=5) as resp:
         assert json.loads(resp.read())["upstream"] == "embedded-sim"
     client = anthropic.Anthropic(base_url=embedded.url, api_key="anything", max_retries=0)
     message = client.messages.create(model="auto", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
