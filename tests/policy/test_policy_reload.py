@@ -16,6 +16,7 @@ import shutil
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from router.policy.store import PolicyStore, ReloadResult
 from router.policy.watch import DirectoryWatcher, directory_signature, install_sighup
 from router.server.checks import reload_check
 from router.settings import Settings
-from tests.conftest import CLIENT_KEY, POLICIES, ROOT, post
+from tests.conftest import POLICIES, ROOT, post, sdk_client
 
 KEY = "sk-router-reload-test-0123456789ab"
 TENANTS = f"tenants:\n  team-a:\n    keys: [\"{hash_key(KEY)}\"]\n"
@@ -390,3 +391,91 @@ def test_sighup_outside_main_thread_is_a_no_op() -> None:
     thread.join()
     assert len(removes) == 1
     removes[0]()  # safe to call
+
+
+# -- the same, on a served router under traffic ---------------------------------------------------------------
+
+
+def _details(router: Any) -> dict[str, Any]:
+    with urllib.request.urlopen((getattr(router, "admin_url", "") or router.url) + "/readyz", timeout=5) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def _status(router: Any, key: str) -> int:
+    body = json.dumps({"model": "haiku", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    return post(router.url + "/v1/messages", body, {"x-api-key": key, "content-type": "application/json"})[0]
+
+
+def _wait_failed_reloads(router: Any, count: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        policy = _details(router)["policy"]
+        if policy["reloads_failed"] >= count:
+            return policy  # type: ignore[no-any-return]
+        time.sleep(0.05)
+    raise AssertionError(f"no failed reload #{count}: {policy}")
+
+
+def test_deleting_tenants_yaml_under_traffic_keeps_every_unknown_key_out(make_router):
+    router = make_router(files={"tenants.yaml": TENANTS}, policy_poll_seconds=0.05)
+    directory = router.settings.policies_dir
+    statuses: dict[str, list[int]] = {"stranger": [], "tenant": []}
+    stop = threading.Event()
+
+    def traffic() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            statuses["stranger"].append(_status(router, f"sk-stranger-{n:04d}-000000000000"))
+            statuses["tenant"].append(_status(router, KEY))
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        time.sleep(0.2)
+        (directory / "tenants.yaml").unlink()
+        policy = _wait_failed_reloads(router, 1)
+        assert "tenants.yaml" in policy["last_reload"]["error"] and "open_mode: true" in policy["last_reload"]["error"]
+        time.sleep(0.3)
+        (directory / "tenants.yaml").write_text("tenants: {}\n")  # emptied rather than deleted
+        _wait_failed_reloads(router, 2)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        worker.join(10)
+    assert len(statuses["stranger"]) > 10
+    assert set(statuses["stranger"]) == {401}, statuses["stranger"]
+    assert set(statuses["tenant"]) == {200}
+    # Open mode said explicitly is honoured.
+    (directory / "tenants.yaml").write_text("open_mode: true\n")
+    deadline = time.monotonic() + 10
+    while _status(router, "sk-stranger-after-0000000000") != 200:
+        assert time.monotonic() < deadline, "open_mode: true was not applied"
+        time.sleep(0.05)
+
+
+def test_served_router_refuses_a_missing_model_and_a_haiku_edit_and_says_why(make_router, tmp_path):
+    models = tmp_path / "served-models"
+    shutil.copytree(ROOT / "models", models)
+    admin = "sk-admin-key-reload-checks-0001"
+    router = make_router(models_dir=models, admin_key_hash=hash_key(admin), policy_poll_seconds=3600.0)
+    directory = router.settings.policies_dir
+    version = _details(router)["policy"]["version"]
+    reload_url = (getattr(router, "admin_url", "") or router.url) + "/v1/router/admin/reload"
+
+    classifier = (directory / "classifier.yaml").read_text()
+    (directory / "classifier.yaml").write_text(classifier.replace("deadline_seconds: 1.5", "deadline_seconds: 4"))
+    status, _, payload = post(reload_url, b"", {"x-api-key": admin})
+    result = json.loads(payload)
+    assert status == 422 and not result["ok"] and "'haiku.deadline_seconds'" in result["error"]
+    assert _details(router)["policy"]["version"] == version
+
+    (directory / "classifier.yaml").write_text(classifier)
+    (models / "triage-local-v1.npz").unlink()
+    (directory / "rules.yaml").write_text(DEFAULT_TO.format(tier="haiku"))
+    status, _, payload = post(reload_url, b"", {"x-api-key": admin})
+    result = json.loads(payload)
+    assert status == 422 and "triage-local-v1" in result["error"] and "classifier.yaml" in result["error"]
+    policy = _details(router)["policy"]
+    assert policy["version"] == version and policy["last_reload"]["ok"] is False
+    assert sdk_client(router).messages.create(model="haiku", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
