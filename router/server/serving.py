@@ -29,6 +29,7 @@ import uvicorn
 from uvicorn._compat import asyncio_run
 
 from router.server.app import create_app, create_apps
+from router.server.drain import DrainDeadline
 from router.server.connections import ConnectionLimits, protocol_factory
 from router.settings import Settings
 from router.upstream.transport import TransportFactory
@@ -56,7 +57,7 @@ def _config(app: Any, settings: Settings, host: str, port: int, *, loop: str, li
 
 def uvicorn_config(settings: Settings, *, loop: str = "uvloop", transport: TransportFactory | None = None) -> uvicorn.Config:
     """The client listener alone (no admin listener): for embedding and benchmarks."""
-    return _config(create_app(settings, transport), settings, settings.host, settings.port, loop=loop, lifespan="on")
+    return _config(DrainDeadline(create_app(settings, transport)), settings, settings.host, settings.port, loop=loop, lifespan="on")
 
 
 class DrainingServer(uvicorn.Server):
@@ -88,7 +89,7 @@ class RouterServer:
     def __init__(self, settings: Settings, *, loop: str = "uvloop", transport: TransportFactory | None = None) -> None:
         self.settings = settings
         apps = create_apps(settings, transport, before_teardown=self._stop_admin)
-        self.client = DrainingServer(_config(apps.client, settings, settings.host, settings.port, loop=loop, lifespan="on"))
+        self.client = DrainingServer(_config(DrainDeadline(apps.client), settings, settings.host, settings.port, loop=loop, lifespan="on"))
         self.admin: _AdminServer | None = None
         if settings.admin_port is not None:
             config = _config(apps.admin, settings, settings.admin_host, settings.admin_port, loop=loop, lifespan="off")
