@@ -57,7 +57,10 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
     known = _HTTP_ERRORS.get(exc.status_code)
     if known is not None:
         kind, message = known
-        return _render(kind(message))
+        error = kind(message)
+        if exc.headers:  # e.g. the 405's Allow header (RFC 9110)
+            error.headers = {**error.headers, **exc.headers}
+        return _render(error)
     return _render(ClientFacingError(str(exc.detail), status=exc.status_code))
 
 

@@ -33,24 +33,33 @@ _AUTH_ERRORS = {
 
 _MESSAGES_LIKE = {
     "type": "object",
-    "description": "A Messages API request body (only the fields the router reads are described).",
+    "description": "A Messages API request body; only the fields the router reads are described, others pass.",
     "properties": {
         "model": {"type": "string"},
-        "max_tokens": {"type": "integer"},
-        "messages": {"type": "array", "items": {"type": "object"}},
-        "system": {},
+        "max_tokens": {"type": ["integer", "null"]},
+        "messages": {"type": "array"},
         "stream": {"type": "boolean"},
+        "tools": {"type": ["array", "null"]},
+        "system": {},
+        "thinking": {},
+        "metadata": {},
     },
-    "required": ["messages"],
+    "required": ["model", "messages"],
 }
 
 
 def document() -> dict[str, Any]:
     """The document as a plain dict (build it once, at app creation)."""
+    # Classify reads ``messages`` (a list) or else ``prompt`` (a string); every other field is ignored.
     classify_body = {
-        "oneOf": [
-            _MESSAGES_LIKE,
-            {"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]},
+        "anyOf": [
+            {"type": "object", "properties": {"messages": {"type": "array"}}, "required": ["messages"]},
+            {
+                "type": "object",
+                "properties": {"prompt": {"type": "string"}},
+                "required": ["prompt"],
+                "not": {"required": ["messages"]},
+            },
         ]
     }
     key_params = [
@@ -70,7 +79,13 @@ def document() -> dict[str, Any]:
                     "summary": "Triage classification of one request body",
                     "parameters": [
                         *key_params,
-                        {"name": "local_only", "in": "query", "required": False, "schema": {"type": "string", "enum": ["true", "false", "1", "0"]}},
+                        {
+                            "name": "local_only",
+                            "in": "query",
+                            "required": False,
+                            "description": "'true' or '1': the local model only, no Haiku call; anything else: no",
+                            "schema": {"type": "string"},
+                        },
                     ],
                     "requestBody": {"required": True, "content": {_JSON: {"schema": classify_body}}},
                     "responses": {
