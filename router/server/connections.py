@@ -107,8 +107,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        cycle = self.cycle
-        if cycle is None or not cycle.response_started:
+        cycle = self.cycle  # in a keep-alive connection's header phase: the previous request's, complete
+        if cycle is None or cycle.response_complete or not cycle.response_started:
             self.transport.write(raw_reply(408, f"timed out after {seconds:g} s waiting for {what}"))
         self.transport.close()
 

@@ -29,7 +29,8 @@ from router.policy.loader import Policy, load_policy
 from router.policy.source import PolicyError
 from router.policy.store import PolicyStore, ReloadResult
 from router.policy.watch import DirectoryWatcher, directory_signature, install_sighup
-from router.server.checks import reload_check
+from router.errors import ConfigError
+from router.server.checks import reload_check, startup_checks
 from router.settings import Settings
 from tests.conftest import POLICIES, ROOT, post, sdk_client
 
@@ -194,6 +195,14 @@ def test_reload_runs_the_bind_guard(policies: Path) -> None:
     result = reload(store)
     assert not result.ok and store.current.tenants.open_mode
     assert result.error is not None and "refusing to serve on '0.0.0.0'" in result.error
+
+
+def test_the_bind_guard_covers_the_admin_listener(policies: Path) -> None:
+    policy = load_policy(policies)  # no tenants, no open mode: loopback only
+    startup_checks(Settings(models_dir=ROOT / "models"), policy)
+    with pytest.raises(ConfigError, match="refusing to serve on '0.0.0.0'"):
+        startup_checks(Settings(admin_host="0.0.0.0", models_dir=ROOT / "models"), policy)
+    startup_checks(Settings(admin_host="0.0.0.0", admin_port=None, models_dir=ROOT / "models"), policy)  # off
 
 
 def test_reload_refuses_a_classifier_model_that_does_not_load(policies: Path) -> None:

@@ -119,3 +119,16 @@ def test_the_admin_listener_keeps_answering_while_the_client_port_is_full(make_r
     finally:
         for s in held:
             s.close()
+
+
+def test_a_keep_alive_connection_that_stalls_in_its_next_request_gets_a_408(make_router):
+    router = make_router(header_timeout=0.5)
+    s = connect(router.port)
+    s.sendall(b"GET /livez HTTP/1.1\r\nhost: x\r\n\r\n")
+    s.settimeout(5)
+    first = s.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200")
+    s.sendall(b"GET /livez HTTP/1.1\r\nhost: x\r\n")  # the next request's headers never end
+    data, took = read_until_closed(s, timeout=5)
+    status, body = envelope(data)
+    assert status == 408 and took < 3
