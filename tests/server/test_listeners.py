@@ -104,3 +104,20 @@ def test_sigterm_drains_both_listeners_and_a_stalled_json_request_gets_an_envelo
     assert not router.thread.is_alive()
     with pytest.raises(OSError):
         urllib.request.urlopen(router.admin_url + "/livez", timeout=2)
+
+
+def test_client_port_classify_charges_the_haiku_call_to_the_tenant(make_router, sim):
+    tenants = "classify_endpoint: true\n" + TENANTS + "    budget: {monthly_usd: 0.0000001}\n"
+    router = make_router(files={"tenants.yaml": tenants, "classifier.yaml": "confidence_threshold: 1.0\n"})
+    url = router.url + "/v1/router/classify"
+    body = json.dumps({"prompt": "Write a Python function that merges two sorted lists."}).encode()
+    status, _, payload = post(url, body, {"x-api-key": KEY})
+    assert status == 200 and json.loads(payload)["stage"] == "haiku"
+    assert len(sim.requests(triage=True)) == 1  # the Haiku call was made ...
+    status, _, payload = post(url, body, {"x-api-key": KEY})
+    assert status == 429 and "budget" in json.loads(payload)["error"]["message"]  # ... and charged to team-a
+    assert len(sim.requests(triage=True)) == 1  # no Haiku call on a spent budget
+    _, metrics = get(router.admin_url + "/metrics")
+    spend = [line for line in metrics.decode().splitlines() if line.startswith('router_tenant_spend_usd_total{tenant="team-a"}')]
+    assert spend and float(spend[0].rsplit(" ", 1)[1]) > 0
+    assert b'router_cost_usd_total{model="claude-haiku-4-5",purpose="triage"}' in metrics
