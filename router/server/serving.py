@@ -95,6 +95,7 @@ class RouterServer:
             config = _config(apps.admin, settings, settings.admin_host, settings.admin_port, loop=loop, lifespan="off")
             self.admin = _AdminServer(config)
         self._admin_task: asyncio.Task[None] | None = None
+        self._admin_port: int | None = None
 
     @property
     def started(self) -> bool:
@@ -102,10 +103,8 @@ class RouterServer:
 
     @property
     def admin_port(self) -> int | None:
-        """The admin listener's bound port (the real one when ``admin_port`` was 0)."""
-        if self.admin is None or not self.admin.started:
-            return None
-        return int(self.admin.servers[0].sockets[0].getsockname()[1])
+        """The admin listener's bound port (the real one when ``admin_port`` was 0); None before it is bound."""
+        return self._admin_port
 
     def run(self) -> None:
         asyncio_run(self.serve(), loop_factory=self.client.config.get_loop_factory())
@@ -115,19 +114,19 @@ class RouterServer:
         self.client.should_exit = True
 
     async def serve(self) -> None:
+        # Bind the admin port first: if it is taken, fail (exit 3, uvicorn logs why) before any port opens.
+        admin_socket = self.admin.config.bind_socket() if self.admin is not None else None
+        if admin_socket is not None:
+            self._admin_port = int(admin_socket.getsockname()[1])
         client = asyncio.create_task(self.client.serve())
         # The admin app shares the client app's services: start it once the lifespan built them.
         while not self.client.started and not client.done():
             await asyncio.sleep(0.01)
         if self.admin is not None and self.client.started and not self.client.should_exit:
-            admin = self._admin_task = asyncio.create_task(self.admin.serve())
-            while not self.admin.started and not admin.done():
-                await asyncio.sleep(0.01)
-            if admin.done():  # the admin port could not be bound (uvicorn logged why): do not run without it
-                self._admin_task = None
-                self.client.should_exit = True
-                await client
-                raise SystemExit(3)
+            self._admin_task = asyncio.create_task(self.admin.serve(sockets=[admin_socket]))  # type: ignore[list-item]
+            log.info("admin listener (metrics, readiness details, /v1/router/*) on %s:%s", self.settings.admin_host, self._admin_port)
+        elif admin_socket is not None:
+            admin_socket.close()
         await client
 
     async def _stop_admin(self) -> None:

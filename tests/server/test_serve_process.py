@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -174,3 +175,18 @@ def test_the_served_process_freezes_its_start_up_heap():
     assert seen["before"] == 0
     assert seen["after"] > 50_000
     assert seen["services_collectable"] is False
+
+
+def test_a_taken_admin_port_fails_start_up_before_the_client_port_opens():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        port = free_port()
+        result = subprocess.run(
+            [sys.executable, "-m", "router", "serve", "--port", str(port), "--admin-port", str(busy)],
+            cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode != 0
+    assert "Address already in use" in result.stderr and "Traceback" not in result.stderr
+    assert "Application startup complete" not in result.stderr  # nothing was served
