@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if args.seed is not None:
             command += ["--seed", str(args.seed)]
-        code = subprocess.call(command, cwd=ROOT)
+        code = subprocess.call(command, cwd=logs)  # its example database (.schemathesis/) goes there too
         print(f"schemathesis exit {code}; router log: {logs / 'router.log'}")
         return code
     finally:
