@@ -154,7 +154,8 @@ class Stack:
             env, "sim.log",
         )
         self.router = self._spawn(
-            [sys.executable, *serve, "--port", str(self.router_port), "--upstream-url", self.sim_url,
+            [sys.executable, *serve, "--port", str(self.router_port), "--admin-port", "0",
+             "--upstream-url", self.sim_url,
              "--policies", str(bench_policies(tmp)), "--log-level", "WARNING"],
             env, "router.log",
         )

@@ -58,6 +58,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_key_hash: str | None = None
     """``sha256:<hex>`` of the key allowed to call ``POST /v1/router/admin/reload`` (env ROUTER_ADMIN_KEY_HASH)."""
     log_level: str = "INFO"
+    # -- listeners and connection guards (issue 13) ------------------------------------------------------------
+    admin_host: str = "127.0.0.1"
+    """Address of the admin listener: /metrics, detailed /readyz, /v1/router/{admin,explain,classify,openapi.json}."""
+    admin_port: int | None = 8081
+    """Port of the admin listener; 0 picks a free port, None turns the listener off."""
+    header_timeout: float = 10.0
+    """Seconds a client connection may take to send a request's headers (also: to send anything at all)."""
+    body_timeout: float = 60.0
+    """Seconds a client may take to send a request's body once its headers arrived."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection stays open between requests."""
+    max_connections: int = 4096
+    """Open client connections per listener; past it a new connection gets a 529 envelope and is closed."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
+import msgspec
 
-from router.server.serving import uvicorn_config
+from router.server.serving import RouterServer
 from router.settings import Settings
 from router.upstream.transport import TransportFactory
 
@@ -40,23 +40,29 @@ class LoopThread:
 
 
 class RouterThread:
-    """``router serve`` in-process: the real app under uvicorn on a free loopback port."""
+    """``router serve`` in-process: the real app under uvicorn on a free loopback port, and its admin
+    listener on another (``admin_url``; Settings(admin_port=None) turns it off)."""
 
     def __init__(self, settings: Settings, transport: TransportFactory | None = None) -> None:
+        if settings.admin_port == 8081:  # the default: tests take a free port instead
+            settings = msgspec.structs.replace(settings, admin_port=0)
         self.settings = settings
         self.port = settings.port
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn_config(settings, loop="asyncio", transport=transport)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.router = RouterServer(settings, loop="asyncio", transport=transport)
+        self.server = self.router.client
+        self.admin_url = ""
+        self.thread = threading.Thread(target=self.router.run, daemon=True)
 
     def start(self) -> RouterThread:
         self.thread.start()
-        _wait_until(lambda: self.server.started, f"router on port {self.port}")
+        _wait_until(lambda: self.router.started, f"router on port {self.port}")
+        if self.router.admin_port is not None:
+            self.admin_url = f"http://127.0.0.1:{self.router.admin_port}"
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        self.router.stop()
         self.thread.join(10)
 
 

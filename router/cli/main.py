@@ -49,15 +49,28 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--drain-seconds", type=float, default=None, help="on SIGTERM, time for in-flight requests to finish (30)"
     )
+    # -- admin listener and connection guards (issue 13) ----------------------------------------------------
+    p.add_argument("--admin-host", default=None, help="admin listener address (default 127.0.0.1)")
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        default=None,
+        help="admin listener port: /metrics, detailed /readyz, /v1/router/* (default 8081; 0 = a free port; -1 = off)",
+    )
+    p.add_argument("--header-timeout", type=float, default=None, help="seconds for a client to send its headers (10)")
+    p.add_argument("--body-timeout", type=float, default=None, help="seconds for a client to send its body (60)")
+    p.add_argument("--keep-alive-timeout", type=float, default=None, help="idle keep-alive connection, seconds (5)")
+    p.add_argument("--max-connections", type=int, default=None, help="open connections per listener (4096)")
 
 
 def _serve(args: argparse.Namespace) -> int:
     from router.observability.logs import configure_logging
-    from router.server.serving import DrainingServer, uvicorn_config
+    import msgspec
+
+    from router.server.serving import RouterServer, raise_fd_limit
     from router.settings import Settings
-    from router.classify.local import load as load_local_model
     from router.policy.loader import load_policy
-    from router.tenancy.tenants import check_bind
+    from router.server.checks import startup_checks
     from router.upstream.endpoint import tls_context
 
     settings = Settings.from_env(
@@ -74,19 +87,25 @@ def _serve(args: argparse.Namespace) -> int:
         stream_idle_timeout=args.stream_idle_timeout,
         log_level=args.log_level,
         drain_seconds=args.drain_seconds,
+        admin_host=args.admin_host,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+        max_connections=args.max_connections,
     )
+    if args.admin_port is not None:  # -1 turns the admin listener off (None means "not given" to from_env)
+        settings = msgspec.structs.replace(settings, admin_port=None if args.admin_port < 0 else args.admin_port)
     configure_logging(settings.log_level)
     try:
         # Fail before binding the port, with the file's own message.
         policy = load_policy(settings.policies_dir)
-        load_local_model(settings.models_dir, policy.classifier.model)
-        check_bind(settings.host, policy.tenants)
+        startup_checks(settings, policy)  # the same checks every reload runs
         tls_context(settings)
     except ConfigError as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 2
-    config = uvicorn_config(settings)
-    DrainingServer(config).run()
+    raise_fd_limit()  # every connection is a descriptor; the usual 1,024 default is a slowloris' friend
+    RouterServer(settings).run()
     return 0
 
 

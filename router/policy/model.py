@@ -122,7 +122,11 @@ class TenantsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tenants: dict[str, Tenant] = {}
     open_mode: bool = False
     """Accept requests whose key is not configured (as tenant ``anonymous``). Without tenants and without
-    open mode, the router only serves on loopback."""
+    open mode, the router only serves on loopback. A hot reload that drops every tenant is refused unless
+    the new file sets this explicitly."""
+    classify_endpoint: bool = False
+    """Also serve ``POST /v1/router/classify`` on the client port, to tenants with their key (under their rate
+    limit and budget, Haiku cost charged to them). It is always served on the admin listener."""
 
 
 class ModelInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

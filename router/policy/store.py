@@ -19,7 +19,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 
-from router.policy.source import PolicyError
+from router.errors import ConfigError
 
 log = logging.getLogger("router.policy")
 
@@ -63,9 +63,14 @@ class PolicyStore(Generic[P]):
         loader: Callable[[Path], P],
         directory: Path,
         *,
+        check: Callable[[P, P], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._loader = loader
+        # ``check(served, candidate)`` runs after a reload's load, in the same worker thread, and raises to
+        # refuse the candidate: what start-up checks beyond the files (the classifier artifact, the bind
+        # guard) and what only a transition can show (tenants -> no tenants) live there, not in the loader.
+        self._check = check
         self.directory = directory
         self._wall_clock = wall_clock
         self._current: P | None = None
@@ -100,7 +105,7 @@ class PolicyStore(Generic[P]):
         """Load the whole directory again; swap on success, keep the last good policy on any failure."""
         async with self._lock:
             try:
-                policy = await asyncio.to_thread(self._loader, self.directory)
+                policy = await asyncio.to_thread(self._load_checked)
             except Exception as exc:  # noqa: BLE001 -- a reload must never take the router down
                 return self._failed(trigger, exc)
             changed = policy.version != self.version
@@ -116,14 +121,22 @@ class PolicyStore(Generic[P]):
                 log.info("policy reload (%s): unchanged at %s", trigger, policy.version)
             return result
 
+    def _load_checked(self) -> P:
+        policy = self._loader(self.directory)
+        if self._check is not None and self._current is not None:
+            self._check(self._current, policy)
+        return policy
+
     def _failed(self, trigger: Trigger, exc: Exception) -> ReloadResult:
         # A PolicyError's text is already every problem as "file:line:col: message"; anything else (a file
         # vanishing mid-swap, a loader bug) is named by type so ops can tell the two apart.
-        text = str(exc) if isinstance(exc, PolicyError) else f"{type(exc).__name__}: {exc}"
+        # A ConfigError (a refusal by the reload checks) reads the same way.
+        refused = isinstance(exc, ConfigError)
+        text = str(exc) if refused else f"{type(exc).__name__}: {exc}"
         result = ReloadResult(False, trigger, self.version, text, self._wall_clock())
         self.last_result = result
         self.reloads_failed += 1
-        if isinstance(exc, PolicyError):
+        if refused:
             log.error("policy reload (%s) rejected; still serving %s:\n%s", trigger, self.version, text)
         else:
             log.exception("policy reload (%s) failed; still serving %s", trigger, self.version)

@@ -19,6 +19,7 @@ from router.policy.loader import Policy, load_policy
 from router.policy.store import PolicyStore
 from router.policy.tiers import deprecated_models, sdk_deprecations
 from router.policy.watch import DirectoryWatcher, install_sighup
+from router.server.checks import reload_check
 from router.settings import Settings
 from router.upstream.endpoint import Upstream, default_transport
 from router.upstream.transport import TransportFactory
@@ -41,7 +42,8 @@ def _warn_deprecated(policy: Policy) -> None:
 @asynccontextmanager
 async def build_services(settings: Settings, transport: TransportFactory | None = None) -> AsyncIterator[Services]:
     """Build everything the handlers need; tear it down in reverse order."""
-    store: PolicyStore[Policy] = PolicyStore(load_policy, settings.policies_dir)
+    # Every reload runs what start-up runs (and refuses tenants -> open mode): ``router.server.checks``.
+    store: PolicyStore[Policy] = PolicyStore(load_policy, settings.policies_dir, check=reload_check(settings))
 
     async def on_change() -> None:
         result = await store.reload("watch")

@@ -1,8 +1,12 @@
 """Litestar handlers for everything but the proxy routes: the router's own endpoints (classify, explain,
 admin reload), models listing, metrics and health.
 
-Handlers are wiring: tenant checks are ``admission``, decisions ``plan``. ``ROUTES`` is the list the app
-factory mounts; ``POST /v1/messages`` and ``count_tokens`` are served by ``router.server.asgi`` in front of them.
+Handlers are wiring: tenant checks are ``admission``, decisions ``plan``. Two route lists, one per
+listener: ``CLIENT_ROUTES`` for the client port (the Anthropic API's models listing, ``/livez``, a bare
+``/readyz`` and -- when the policy says so -- a tenant-authenticated, tenant-limited classify), and
+``ADMIN_ROUTES`` for the admin listener (metrics, detailed readiness with tenant-free but operational
+details, reload, explain, classify, the OpenAPI document). ``POST /v1/messages`` and ``count_tokens`` are
+served by ``router.server.asgi`` in front of the client routes.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from litestar.response.base import ASGIResponse
 from router.classify.features import prompt_body
 from router.errors import AuthenticationFailed, ClientFacingError, InvalidRequest, NotFound
 from router.gateway.plan import AUTO
-from router.tenancy.admission import client_credential, tenant_of
+from router.gateway.record import record_triage
+from router.tenancy.admission import admit, client_credential, settle, tenant_of
+from router.tenancy.tenants import TenantView
 from router.gateway.services import Services
 from router.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from router.policy.keys import hash_key
@@ -95,10 +101,7 @@ async def _read_auth_only(request: Request[Any, Any, Any]) -> None:
     tenant_of(request.headers.items(), svc.tenancy, svc.store.current)
 
 
-@post("/v1/router/classify", status_code=200)
-async def classify(request: Request[Any, Any, Any]) -> ASGIResponse:
-    """The triage classification of one request body (a Messages request or ``{"prompt": ...}``)."""
-    await _read_auth_only(request)
+async def _classify(request: Request[Any, Any, Any], who: TenantView | None) -> ASGIResponse:
     raw = await request.body()
     try:
         body = msgspec.json.decode(raw)
@@ -112,9 +115,35 @@ async def classify(request: Request[Any, Any, Any]) -> ASGIResponse:
         raise InvalidRequest("messages: expected a list")
     local_only = request.query_params.get("local_only") in ("1", "true")
     svc = _services(request)
-    threshold = svc.store.current.classifier.confidence_threshold
-    result = await svc.triage.classify(body, local_only=local_only, threshold=threshold)
+    policy = svc.store.current
+    if who is not None:
+        admit(svc.tenancy, who, 0)  # the tenant's request rate and budget, as for a Messages request
+    started = svc.clock()
+    result = await svc.triage.classify(body, local_only=local_only, threshold=policy.classifier.confidence_threshold)
+    record_triage(svc.metrics, policy, result, svc.clock() - started, policy.classifier.haiku.model)
+    if who is not None and result.haiku is not None and result.haiku.usd:
+        settle(svc.tenancy, who, 0, {}, result.haiku.usd)  # the Haiku call is the tenant's spend, not the router's
+        svc.metrics.tenant_spend.labels(who.name).inc(result.haiku.usd)
     return _json(200, msgspec.json.encode(result.classification))
+
+
+@post("/v1/router/classify", status_code=200)
+async def classify(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Admin listener: the triage classification of one request body (a Messages request or ``{"prompt": ...}``)."""
+    await _read_auth_only(request)
+    return await _classify(request, None)
+
+
+@post("/v1/router/classify", status_code=200)
+async def tenant_classify(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Client port: the same, for tenants, only when ``tenants.yaml`` sets ``classify_endpoint: true``; with
+    the tenant's key, under its rate limit and budget, and the Haiku cost charged to it."""
+    svc = _services(request)
+    policy = svc.store.current
+    if not policy.tenants.classify_endpoint:
+        raise NotFound("not found: /v1/router/classify is served on the admin listener (tenants.yaml: classify_endpoint)")
+    who = tenant_of(request.headers.items(), svc.tenancy, policy)
+    return await _classify(request, who)
 
 
 @post("/v1/router/explain", status_code=200)
@@ -162,30 +191,35 @@ async def livez() -> ASGIResponse:
 
 @get("/readyz")
 async def readyz(request: Request[Any, Any, Any]) -> ASGIResponse:
-    """Ready to take traffic: policies loaded. Never calls Anthropic."""
-    svc = _services(request)
-    if svc.draining:
+    """Client port: ready to take traffic (policies loaded, not draining), status only. Never calls Anthropic."""
+    if _services(request).draining:
         return _json(503, b'{"status":"draining"}')
+    return _json(200, b'{"status":"ready"}')
+
+
+@get("/readyz")
+async def readyz_details(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Admin listener: readiness with the policy version, the last reload (with its errors), tiers and
+    models cooling down. Never calls Anthropic."""
+    svc = _services(request)
     tiers = svc.store.current.tiers
     details = {
-        "status": "ready",
+        "status": "draining" if svc.draining else "ready",
         "upstream": svc.upstream_kind,
         "policy": svc.store.details(),
         "tiers": {name: tier.primary for name, tier in tiers.tiers.items()},
         "default_tier": tiers.default_tier,
         "cooling": sorted(svc.cooldowns.active(svc.clock())),
     }
-    return _json(200, msgspec.json.encode(details))
+    return _json(503 if svc.draining else 200, msgspec.json.encode(details))
+
+
+@get("/v1/router/openapi.json")
+async def openapi(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """The OpenAPI document of the router's own endpoints (``router.server.openapi``)."""
+    return _json(200, request.app.state.openapi)
 
 
 # ``POST /v1/messages`` and ``count_tokens`` are served by ``router.server.asgi`` in front of these routes.
-ROUTES = [
-    classify,
-    explain_request,
-    admin_reload,
-    list_models,
-    get_model,
-    metrics,
-    livez,
-    readyz,
-]
+CLIENT_ROUTES = [list_models, get_model, livez, readyz, tenant_classify]
+ADMIN_ROUTES = [classify, explain_request, admin_reload, metrics, livez, readyz_details, openapi]

@@ -197,7 +197,7 @@ def test_dockerfile_is_multi_stage_non_root_with_only_the_runtime_files() -> Non
     assert words.index("USER") > max(i for i, w in enumerate(words) if w in ("COPY", "RUN")), (
         "USER comes after the last COPY/RUN: the image runs as non-root"
     )
-    assert one(runtime, "EXPOSE").split() == ["8080"]
+    assert one(runtime, "EXPOSE").split() == ["8080", "8081"]  # client port, admin listener
     assert one(runtime, "STOPSIGNAL") == "SIGTERM"
     # No secret is baked into the image.
     for word, args in dockerfile_instructions():
@@ -307,6 +307,12 @@ def test_deployment_probes_security_and_secrets() -> None:
     assert args.host == "0.0.0.0" and args.port == 8080
     assert str(args.policies) == "/app/policies"
     assert "command" not in container, "keep the image's ENTRYPOINT (router serve)"
+    # The admin listener: its own containerPort, scraped by Prometheus, never in the client Service.
+    assert args.admin_port == ports["admin"] == 8081 and args.admin_host == "0.0.0.0"
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "8081" and annotations["prometheus.io/path"] == "/metrics"
+    service_ports = [p["targetPort"] for p in k8s_object("Service")["spec"]["ports"]]
+    assert service_ports and all(port in ("http", 8080) for port in service_ports), service_ports
 
     # Drain: the kubelet waits longer than preStop + the router's drain before SIGKILL.
     pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
@@ -443,7 +449,8 @@ def test_compose_structure() -> None:
 
     # Published ports (loopback only) and healthchecks.
     published = {name: [p.split(":")[-1] for p in svc.get("ports", [])] for name, svc in services.items()}
-    assert published == {"router": ["8080"], "sim": [], "prometheus": ["9090"], "grafana": ["3000"]}
+    assert published == {"router": ["8080", "8081"], "sim": [], "prometheus": ["9090"], "grafana": ["3000"]}
+    assert args.admin_port == 8081 and args.admin_host == "0.0.0.0"  # Prometheus (another container) scrapes it
     for svc in services.values():
         assert all(p.startswith("127.0.0.1:") for p in svc.get("ports", []))
     for name in services:
@@ -466,7 +473,7 @@ def test_compose_wires_prometheus_and_grafana_files() -> None:
     assert prom["./prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
     targets = [t for job in config["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]]
-    assert "router:8080" in targets, "Prometheus scrapes the compose service router on 8080"
+    assert targets == ["router:8081"], "Prometheus scrapes the router's admin listener (8081), not the client port"
     mounted = set(prom.values())
     for rule_file in config.get("rule_files", []):
         assert str(Path("/etc/prometheus") / rule_file) in mounted, f"rule file {rule_file} is not mounted"
@@ -524,6 +531,8 @@ def test_router_serves_the_configmap_layout_and_answers_the_image_healthcheck(tm
     port = free_port()
     argv = list(router_container()["args"])
     argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--admin-port") + 1] = str(free_port())
+    argv[argv.index("--admin-host") + 1] = "127.0.0.1"
     argv[argv.index("--policies") + 1] = str(policies)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ROUTER_"))}
     log = tmp_path / "router.log"

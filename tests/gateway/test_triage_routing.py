@@ -102,7 +102,7 @@ def test_named_model_is_not_classified(make_router, sim):
 )
 def test_classify_endpoint_returns_the_schema(router, body):
     status, _, payload = post(
-        router.url + "/v1/router/classify?local_only=true", json.dumps(body).encode(), {"x-api-key": CLIENT_KEY}
+        router.admin_url + "/v1/router/classify?local_only=true", json.dumps(body).encode(), {"x-api-key": CLIENT_KEY}
     )
     result = json.loads(payload)
     assert status == 200
@@ -114,10 +114,10 @@ def test_classify_endpoint_returns_the_schema(router, body):
 
 @pytest.mark.parametrize("body, status", [(b"{bad", 400), (b'{"messages": "x"}', 400), (b"[]", 400)])
 def test_classify_endpoint_rejects_bad_bodies(router, body, status):
-    code, _, payload = post(router.url + "/v1/router/classify", body, {"x-api-key": CLIENT_KEY})
+    code, _, payload = post(router.admin_url + "/v1/router/classify", body, {"x-api-key": CLIENT_KEY})
     assert code == status and json.loads(payload)["error"]["type"] == "invalid_request_error"
 
 
 def test_classify_endpoint_needs_credentials(router):
-    code, _, _ = post(router.url + "/v1/router/classify", b'{"prompt": "hi"}', {})
+    code, _, _ = post(router.admin_url + "/v1/router/classify", b'{"prompt": "hi"}', {})
     assert code == 401

@@ -26,7 +26,7 @@ MESSAGES = [{"role": "user", "content": "Say hello."}]
 
 
 def scrape(router) -> str:
-    with urllib.request.urlopen(router.url + "/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(router.admin_url + "/metrics", timeout=5) as resp:
         return resp.read().decode()
 
 
@@ -113,7 +113,7 @@ def test_sigterm_drains_streams_in_flight_and_refuses_new_requests(sim):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ROUTER_"))}
     env["ANTHROPIC_API_KEY"] = "sk-upstream-drain-test"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "router", "serve", "--port", str(port), "--upstream-url", sim.url, "--drain-seconds", "10"],
+        [sys.executable, "-m", "router", "serve", "--port", str(port), "--admin-port", "-1", "--upstream-url", sim.url, "--drain-seconds", "10"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

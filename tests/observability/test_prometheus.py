@@ -323,10 +323,10 @@ def drive_traffic(router: Any, sim: Any) -> None:
 def test_every_dashboard_and_alert_expression_runs_on_a_real_prometheus(make_router, sim, tmp_path):
     started = time.monotonic()
     router = make_router(files={"tenants.yaml": TENANTS, "classifier.yaml": ALWAYS_HAIKU})
-    prometheus = Prometheus(tmp_path, f"127.0.0.1:{router.port}")
+    prometheus = Prometheus(tmp_path, router.admin_url.removeprefix("http://"))  # /metrics: the admin listener
     try:
         drive_traffic(router, sim)
-        with urllib.request.urlopen(router.url + "/metrics", timeout=5) as resp:
+        with urllib.request.urlopen(router.admin_url + "/metrics", timeout=5) as resp:
             exposed = {
                 line.split("{")[0].split(" ")[0] for line in resp.read().decode().splitlines() if line and line[0] != "#"
             }

@@ -103,7 +103,7 @@ def test_explain_endpoint_names_rule_origin_and_no_key(make_router, caplog):
     caplog.set_level(logging.DEBUG)
     router = make_router(files={"tenants.yaml": tenants_yaml()})
     body = {"model": "auto", "max_tokens": 50, "messages": [{"role": "user", "content": "Prove the Riemann hypothesis"}]}
-    status, _, payload = post(router.url + "/v1/router/explain", json.dumps(body).encode(), {"x-api-key": KEY_A})
+    status, _, payload = post(router.admin_url + "/v1/router/explain", json.dumps(body).encode(), {"x-api-key": KEY_A})
     report = json.loads(payload)
     assert status == 200
     assert report["tenant"] == "team-a"
@@ -117,23 +117,23 @@ def test_explain_endpoint_names_rule_origin_and_no_key(make_router, caplog):
 def test_admin_reload_needs_the_admin_key(make_router, tmp_path):
     admin = "sk-admin-key-5f2a9c1e7d3b4a6f"
     router = make_router(admin_key_hash=hash_key(admin), policy_poll_seconds=3600.0)
-    status, _, payload = post(router.url + "/v1/router/admin/reload", b"", {"x-api-key": "wrong-key-000000000000"})
+    status, _, payload = post(router.admin_url + "/v1/router/admin/reload", b"", {"x-api-key": "wrong-key-000000000000"})
     assert status == 401
-    status, _, payload = post(router.url + "/v1/router/admin/reload", b"", {"x-api-key": admin})
+    status, _, payload = post(router.admin_url + "/v1/router/admin/reload", b"", {"x-api-key": admin})
     result = json.loads(payload)
     assert status == 200 and result["ok"] is True and result["trigger"] == "admin"
     disabled = make_router()
-    status, _, _ = post(disabled.url + "/v1/router/admin/reload", b"", {"x-api-key": admin})
+    status, _, _ = post(disabled.admin_url + "/v1/router/admin/reload", b"", {"x-api-key": admin})
     assert status == 403
 
 
 def readyz(router) -> dict:
-    with urllib.request.urlopen(router.url + "/readyz", timeout=5) as resp:
+    with urllib.request.urlopen(router.admin_url + "/readyz", timeout=5) as resp:
         return json.loads(resp.read())
 
 
 def scrape(router) -> str:
-    with urllib.request.urlopen(router.url + "/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(router.admin_url + "/metrics", timeout=5) as resp:
         return resp.read().decode()
 
 

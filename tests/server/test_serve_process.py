@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,11 +28,13 @@ UPSTREAM_KEY = "sk-ant-upstream-secret-0917"
 class ServeProcess:
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.port = free_port()
+        self.admin_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"router-serve-{self.port}.log"
         self.log_file = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "router", "serve", "--port", str(self.port), *args],
+            [sys.executable, "-m", "router", "serve", "--port", str(self.port), "--admin-port", str(self.admin_port), *args],
             cwd=ROOT,
             env=env,
             stdout=self.log_file,
@@ -40,7 +43,7 @@ class ServeProcess:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as resp:
+                with urllib.request.urlopen(self.admin_url + "/readyz", timeout=1) as resp:  # up after the client port
                     if resp.status == 200:
                         return
             except OSError:
@@ -89,7 +92,7 @@ def readme_python_example() -> str:
 def test_without_a_key_it_serves_from_the_embedded_simulator_and_says_so(embedded):
     log = embedded.log()
     assert "SIMULATED upstream" in log
-    with urllib.request.urlopen(embedded.url + "/readyz", timeout=5) as resp:
+    with urllib.request.urlopen(embedded.admin_url + "/readyz", timeout=5) as resp:
         assert json.loads(resp.read())["upstream"] == "embedded-sim"
     client = anthropic.Anthropic(base_url=embedded.url, api_key="anything", max_retries=0)
     message = client.messages.create(model="auto", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
@@ -172,3 +175,18 @@ def test_the_served_process_freezes_its_start_up_heap():
     assert seen["before"] == 0
     assert seen["after"] > 50_000
     assert seen["services_collectable"] is False
+
+
+def test_a_taken_admin_port_fails_start_up_before_the_client_port_opens():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        port = free_port()
+        result = subprocess.run(
+            [sys.executable, "-m", "router", "serve", "--port", str(port), "--admin-port", str(busy)],
+            cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode != 0
+    assert "Address already in use" in result.stderr and "Traceback" not in result.stderr
+    assert "Application startup complete" not in result.stderr  # nothing was served
