@@ -28,7 +28,7 @@ from router.gateway.services import Services
 from router.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from router.policy.keys import hash_key
 from router.gateway.explain import explain
-from router.gateway.view import parse_request
+from router.gateway.view import decode_body, parse_request
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -102,11 +102,7 @@ async def _read_auth_only(request: Request[Any, Any, Any]) -> None:
 
 
 async def _classify(request: Request[Any, Any, Any], who: TenantView | None) -> ASGIResponse:
-    raw = await request.body()
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    body = decode_body(await request.body())
     if not isinstance(body, dict) or not ("messages" in body or isinstance(body.get("prompt"), str)):
         raise InvalidRequest("expected a Messages request body or {\"prompt\": \"...\"}")
     if "messages" not in body:
