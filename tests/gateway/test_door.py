@@ -31,7 +31,8 @@ def assert_400(status, headers, body, fragment=""):
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens", "/v1/router/explain"])
 @pytest.mark.parametrize("body, fragment", [(DEEP, "nested too deeply"), (BAD_UTF8, "UTF-8"), (BAD_UTF8_MODEL, "UTF-8")])
 def test_undecodable_bodies_are_400(router, sim, path, body, fragment):
-    assert_400(*post(router.url + path, body, KEY), fragment)
+    base = router.admin_url if path.startswith("/v1/router/") else router.url  # explain: admin listener
+    assert_400(*post(base + path, body, KEY), fragment)
     assert sim.requests() == []
 
 
