@@ -58,6 +58,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_key_hash: str | None = None
     """``sha256:<hex>`` of the key allowed to call ``POST /v1/router/admin/reload`` (env ROUTER_ADMIN_KEY_HASH)."""
     log_level: str = "INFO"
+    log_format: str | None = None
+    """``json`` (one object per line) or ``text``; unset: text on a terminal, JSON otherwise."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
