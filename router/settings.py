@@ -71,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds an idle keep-alive connection stays open between requests."""
     max_connections: int = 4096
     """Open client connections per listener; past it a new connection gets a 529 envelope and is closed."""
+    log_format: str | None = None
+    """``json`` (one object per line) or ``text``; unset: text on a terminal, JSON otherwise."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -47,6 +47,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (env ROUTER_LOG_LEVEL; INFO)")
     p.add_argument(
+        "--log-format", choices=("json", "text"), default=None,
+        help="stderr lines as one JSON object each, or text (default: text on a terminal, json otherwise)",
+    )
+    p.add_argument(
         "--drain-seconds", type=float, default=None, help="on SIGTERM, time for in-flight requests to finish (30)"
     )
     # -- admin listener and connection guards (issue 13) ----------------------------------------------------
@@ -86,6 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
         first_content_timeout=args.first_content_timeout,
         stream_idle_timeout=args.stream_idle_timeout,
         log_level=args.log_level,
+        log_format=args.log_format,
         drain_seconds=args.drain_seconds,
         admin_host=args.admin_host,
         header_timeout=args.header_timeout,
@@ -95,7 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if args.admin_port is not None:  # -1 turns the admin listener off (None means "not given" to from_env)
         settings = msgspec.structs.replace(settings, admin_port=None if args.admin_port < 0 else args.admin_port)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         # Fail before binding the port, with the file's own message.
         policy = load_policy(settings.policies_dir)

@@ -34,7 +34,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p = actions.add_parser("diff", help="replay requests through two policies: tier changes and projected cost")
     p.add_argument("old", type=Path)
     p.add_argument("new", type=Path)
-    p.add_argument("--replay", type=Path, required=True, help="JSONL of request bodies")
+    p.add_argument(
+        "--replay", type=Path, required=True,
+        help="JSON lines, as router classify reads them: request bodies or {\"prompt\": ...} (routed as model auto)",
+    )
+    p.add_argument("--limit", type=int, default=20, help="list at most this many changed requests (default 20; 0: none)")
     p.add_argument("--models", type=Path, default=Path("models"))
     actions.add_parser("hash-key", help="print the sha256 hash of a router key read from stdin (for tenants.yaml)")
 
@@ -108,13 +112,50 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_replay(path: Path) -> list[dict[str, Any]]:
+    """Replay input: one JSON object per line, the shapes ``router classify`` accepts. A request body is
+    used as it is; a ``{"prompt": ...}`` line becomes a single-turn ``auto`` request; a body without a
+    ``model`` is routed as ``auto``."""
+    from router.classify.features import prompt_body
+
+    bodies: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except ValueError as exc:
+                raise ConfigError(f"{path}:{number}: not JSON: {exc}") from None
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{path}:{number}: expected a JSON object (a request body or {{\"prompt\": ...}})")
+            if "prompt" in raw and "messages" not in raw:
+                raw = {**prompt_body(str(raw["prompt"])), "max_tokens": raw.get("max_tokens", 1024)}
+            bodies.append(raw if "model" in raw else {"model": "auto", **raw})
+    return bodies
+
+
+def _progress(items: list[dict[str, Any]], what: str) -> Any:
+    """A progress bar on stderr when it is a terminal; the items unchanged otherwise (pipes, CI, files)."""
+    if not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, unit="req", file=sys.stderr, leave=False)
+
+
 def _diff(args: argparse.Namespace) -> int:
     from router.policy.loader import load_policy
     from router.gateway.explain import diff
 
+    if args.limit < 0:
+        raise ConfigError("--limit must be 0 or more")
     old, new = load_policy(args.old), load_policy(args.new)
-    bodies = [json.loads(line) for line in args.replay.read_text(encoding="utf-8").splitlines() if line.strip()]
-    report = diff(old, new, bodies, _local_classifier(args.models, new))
+    try:
+        bodies = read_replay(args.replay)
+    except OSError as exc:
+        raise ConfigError(f"{args.replay}: cannot read: {exc.strerror}") from None
+    report = diff(old, new, _progress(bodies, "replaying"), _local_classifier(args.models, new), args.limit)
     print(json.dumps(msgspec.to_builtins(report), indent=2))
     return 0
 

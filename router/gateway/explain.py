@@ -134,6 +134,17 @@ def run_case(policy: Policy, case: dict[str, Any], classify: Classify | None) ->
     return CaseResult(name, False, detail)
 
 
+class Change(msgspec.Struct, frozen=True):
+    """One replayed request whose tier differs between the two policies."""
+
+    index: int
+    """Position of the request in the replay (0-based)."""
+    old: str
+    new: str
+    cost_delta_usd: float
+    """Projected cost under the new policy minus under the old one."""
+
+
 class DiffReport(msgspec.Struct, frozen=True):
     requests: int
     changed: int
@@ -141,6 +152,10 @@ class DiffReport(msgspec.Struct, frozen=True):
     """``old -> new`` tier pairs that changed, with counts."""
     cost_old_usd: float
     cost_new_usd: float
+    changes: tuple[Change, ...] = ()
+    """The changed requests in replay order, at most ``limit`` of them."""
+    changes_not_shown: int = 0
+    """Changed requests past ``limit``."""
 
 
 def _projected_cost(policy: Policy, decision: Plan, facts: Facts) -> float:
@@ -153,27 +168,43 @@ def _projected_cost(policy: Policy, decision: Plan, facts: Facts) -> float:
     return (facts.input_tokens * info.input + output * info.output) / 1_000_000
 
 
-def diff(old: Policy, new: Policy, bodies: Iterable[dict[str, Any]], classify: Classify | None) -> DiffReport:
-    """Replay requests through both policies (each classified once) and compare tiers and projected cost."""
+def _outcome(policy: Policy, body: dict[str, Any], classification: Classification | None) -> tuple[str, float]:
+    """(tier or ``passthrough``/``refused``, projected cost) of one request under one policy."""
+    try:
+        facts = facts_for(policy, body, None, None, classification)
+        decision = decide(policy, facts, None)
+    except ClientFacingError:
+        return "refused", 0.0
+    return decision.tier or "passthrough", _projected_cost(policy, decision, facts)
+
+
+def diff(
+    old: Policy, new: Policy, bodies: Iterable[dict[str, Any]], classify: Classify | None, limit: int | None = None
+) -> DiffReport:
+    """Replay requests through both policies (each classified once) and compare tiers and projected cost;
+    list the changed requests (the first ``limit`` of them; all when None)."""
     transitions: Counter[str] = Counter()
+    changes: list[Change] = []
     total = changed = 0
     cost_old = cost_new = 0.0
-    for body in bodies:
+    for index, body in enumerate(bodies):
         total += 1
         classification = classify(body) if classify is not None and body.get("model") == "auto" else None
-        results = []
-        for policy in (old, new):
-            facts = facts_for(policy, body, None, None, classification)
-            try:
-                decision = decide(policy, facts, None)
-            except ClientFacingError:
-                results.append(("refused", 0.0))
-                continue
-            results.append((decision.tier or "passthrough", _projected_cost(policy, decision, facts)))
-        (old_tier, old_cost), (new_tier, new_cost) = results
+        old_tier, old_cost = _outcome(old, body, classification)
+        new_tier, new_cost = _outcome(new, body, classification)
         cost_old += old_cost
         cost_new += new_cost
         if old_tier != new_tier:
             changed += 1
             transitions[f"{old_tier} -> {new_tier}"] += 1
-    return DiffReport(total, changed, dict(transitions.most_common()), round(cost_old, 6), round(cost_new, 6))
+            if limit is None or len(changes) < limit:
+                changes.append(Change(index, old_tier, new_tier, round(new_cost - old_cost, 6)))
+    return DiffReport(
+        total,
+        changed,
+        dict(transitions.most_common()),
+        round(cost_old, 6),
+        round(cost_new, 6),
+        tuple(changes),
+        changed - len(changes),
+    )

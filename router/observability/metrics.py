@@ -146,6 +146,10 @@ class Metrics:
             buckets=LOCAL_CLASSIFIER_BUCKETS + HAIKU_BUCKETS[1:], registry=r,
         ))
         self.haiku_calls = Family(Counter("router_triage_haiku_calls_total", "Haiku triage calls by outcome.", ["outcome"], registry=r))
+        self.unlisted_models = Family(Counter(
+            "router_unlisted_models_total",
+            "Requests naming a model the catalogue does not list but a family's pattern matches (priced by the family).",
+            ["family"], registry=r))
         self.tenant_spend = Family(Counter("router_tenant_spend_usd_total", "Estimated USD per tenant.", ["tenant"], registry=r))
         self.in_flight = Gauge("router_requests_in_flight", "Requests being served, streams included.", registry=r)
         self.draining = Gauge("router_draining", "1 while the router drains after SIGTERM.", registry=r)

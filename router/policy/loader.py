@@ -15,7 +15,7 @@ import msgspec
 from router.classify.config import ClassifierPolicy
 from router.policy.model import RulesFile, Rule, TenantsFile
 from router.policy.source import PolicyError, Position, Problem, SourceFile, convert, parse
-from router.policy.validate import check_classifier, check_rules, check_tenants, check_tiers
+from router.policy.validate import check_catalogue, check_classifier, check_rules, check_tenants, check_tiers
 from router.policy.tiers import TierTable
 
 TIERS, RULES, CLASSIFIER, TENANTS = "tiers.yaml", "rules.yaml", "classifier.yaml", "tenants.yaml"
@@ -94,6 +94,7 @@ def load_policy(directory: Path) -> Policy:
     # Cross-file checks run on whatever decoded, so one typo does not hide problems in other files.
     if isinstance(tiers, TierTable):
         problems.extend(check_tiers(sources[TIERS], tiers))
+        problems.extend(check_catalogue(sources[TIERS], tiers))
         if isinstance(rules_file, RulesFile) and RULES in sources and sources[RULES].data is not None:
             problems.extend(check_rules(sources[RULES], rules_file.rules, tiers))
         if isinstance(classifier, ClassifierPolicy) and CLASSIFIER in sources:

@@ -12,6 +12,9 @@ No logic beyond field defaults lives here: validation is ``validate``, evaluatio
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Literal
+
 import msgspec
 
 # What a rule's ``then.tier`` may name besides a tier.
@@ -129,8 +132,12 @@ class TenantsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limit and budget, Haiku cost charged to them). It is always served on the admin listener."""
 
 
+Lifecycle = Literal["active", "deprecated", "retired"]
+"""The API's own lifecycle stages (``GET /v1/models``): ``retired`` models answer nothing any more."""
+
+
 class ModelInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Prices in USD per million tokens; limits in tokens."""
+    """One catalogue entry: prices in USD per million tokens, limits in tokens, lifecycle dates."""
 
     input: float
     output: float
@@ -141,3 +148,29 @@ class ModelInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     context_tokens: int = 200_000
     max_output_tokens: int = 64_000
     features: tuple[str, ...] = ("tools", "images", "documents", "thinking")
+    family: str | None = None
+    """The model line (haiku, sonnet, opus...). When ``families`` has it, a model no tier lists belongs to
+    that family's tier; a line with no ``families`` entry has no tier (forwarded as named, no fallback)."""
+    aliases: tuple[str, ...] = ()
+    """Other ids clients send for this same model: dated snapshots and ``-latest`` style aliases."""
+    lifecycle: Lifecycle = "active"
+    """``retired`` models are never a target: no tier may list them, and requests naming them are refused."""
+    deprecated_at: date | None = None
+    retires_at: date | None = None
+    """Scheduled retirement (the API's ``retires_at``); ``lifecycle`` is what says it has happened."""
+    assumed_prices: bool = False
+    """The prices are the router's assumption (not yet published when the entry was written)."""
+
+
+class Family(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A model line: how ids the catalogue does not list yet are recognised, priced and routed."""
+
+    tier: str
+    """The tier the family's models belong to."""
+    pattern: str
+    """A regular expression the whole model id must match (e.g. ``claude-sonnet-[0-9].*``)."""
+    priced_as: str
+    """The catalogue id whose prices and limits an unlisted id of this family is given."""
+    unlisted: Literal["tier", "forward"] = "tier"
+    """An unlisted id of the family: ``tier`` -- tried as named first, then its tier's fallbacks;
+    ``forward`` -- forwarded as named with no fallback (priced either way)."""

@@ -1,14 +1,19 @@
 """The tier table: typed, frozen, validated view of ``policies/tiers.yaml``.
 
-Owns the tier types and the lookups on them. Decoding and validation (with file:line:column) are the
-policy loader's (``router.policy``); deciding where a request goes is ``plan``'s.
+Owns the tier types and the lookups on them; what a model id resolves to (aliases, snapshots, families,
+lifecycle) is the catalogue's (``router.policy.catalogue``), built here once per load. Decoding and
+validation (with file:line:column) are the policy loader's (``router.policy``); deciding where a request
+goes is ``plan``'s.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 import msgspec
 
-from router.policy.model import ModelInfo
+from router.policy.catalogue import ModelCatalogue
+from router.policy.model import Family, ModelInfo
 
 
 class Tier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -30,22 +35,73 @@ class TierTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_retry_wait_seconds: float = 5.0
     default_cooldown_seconds: float = 10.0
     models: dict[str, ModelInfo] = {}
-    """Prices, limits and features per model id."""
+    """The model catalogue: prices, limits, features, family, aliases and lifecycle per model id. After
+    decoding it is a ``ModelCatalogue``, whose ``get`` also resolves aliases, snapshots and families."""
+    families: dict[str, Family] = {}
+    """Model lines (haiku, sonnet, opus...): the tier, id pattern and prices of ids not listed yet."""
+
+    def __post_init__(self) -> None:
+        # Built once per load so a request's lookups are dict hits; the struct stays frozen for its users.
+        msgspec.structs.force_setattr(self, "models", ModelCatalogue(self.models, self.tiers, self.families))
+
+    @property
+    def catalogue(self) -> ModelCatalogue:
+        return self.models  # type: ignore[return-value]
 
     def rank(self, tier: str) -> int:
         return list(self.tiers).index(tier)
 
     def tier_of_model(self, model: str) -> str | None:
-        """The tier a concrete model id belongs to, or None when the table does not know it."""
-        for name, tier in self.tiers.items():
-            if model in tier.models:
-                return name
-        return None
+        """The tier a model id belongs to -- listed by a tier, an entry of a family with a tier, an alias or
+        snapshot of one, or an unlisted id of a family that routes them -- or None (unknown or retired)."""
+        return self.catalogue.tier_of(model)
 
 
 def deprecated_models(table: TierTable, deprecations: dict[str, str]) -> dict[str, str]:
-    """Models the table lists that the API has announced it will retire: model id -> retirement date."""
-    return {model: deprecations[model] for tier in table.tiers.values() for model in tier.models if model in deprecations}
+    """Models the table's tiers list that are headed for retirement: model id -> retirement date
+    (``YYYY-MM-DD`` when known). The catalogue's own lifecycle first, then the SDK's table."""
+    found: dict[str, str] = {}
+    for tier in table.tiers.values():
+        for model in tier.models:
+            info = dict.get(table.models, model)
+            if info is not None and info.lifecycle != "active":
+                found[model] = info.retires_at.isoformat() if info.retires_at else "a date not yet announced"
+            elif model in deprecations:
+                found[model] = deprecations[model]
+    return found
+
+
+def retirement_date(text: str) -> date | None:
+    """``2026-11-30`` or the SDK's ``November 30th, 2026`` as a date; None when it is neither."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    cleaned = text.replace("st,", ",").replace("nd,", ",").replace("rd,", ",").replace("th,", ",")
+    try:
+        return datetime.strptime(cleaned, "%B %d, %Y").date()
+    except ValueError:
+        return None
+
+
+def deprecation_notices(table: TierTable, deprecations: dict[str, str], today: date) -> dict[str, str]:
+    """One warning per deprecated model the tiers list, worded for ``today``: a retirement date that has
+    passed is spoken of in the past tense (requests to it fail), a coming one in the future tense."""
+    notices: dict[str, str] = {}
+    primaries = {tier.primary for tier in table.tiers.values()}
+    for model, when in deprecated_models(table, deprecations).items():
+        day = retirement_date(when)
+        shown = day.isoformat() if day else when
+        if day is not None and day <= today:
+            text = f"tier table lists {model}, which Anthropic retired on {shown}: requests to it fail -- remove it"
+        elif day is not None:
+            text = f"tier table lists {model}, which Anthropic retires on {shown}"
+        else:
+            text = f"tier table lists {model}, which Anthropic has deprecated (retirement: {shown})"
+        if model in primaries:
+            text += " -- it is a tier's primary model: move the tier to a newer one"
+        notices[model] = text
+    return notices
 
 
 def sdk_deprecations() -> dict[str, str]:

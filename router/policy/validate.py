@@ -69,8 +69,8 @@ def check_tiers(source: SourceFile, tiers: TierTable) -> list[Problem]:
         if len(set(tier.fallback)) != len(tier.fallback):
             c.add(("tiers", name, "fallback"), f"tier {name!r} repeats a tier in its fallback list")
     c.tier(("default_tier",), tiers.default_tier, tiers)
-    for model in tiers.models:
-        if model not in seen:
+    for model, info in tiers.models.items():
+        if model not in seen and info.family is None and info.lifecycle != "retired":  # family/retired: catalogue entries
             c.add(("models", model), f"model {model!r} is not in any tier", "list it under a tier's models or remove it")
     for key in ("max_retry_wait_seconds", "default_cooldown_seconds"):
         if getattr(tiers, key) < 0:
@@ -184,4 +184,37 @@ def check_tenants(source: SourceFile, tenants: TenantsFile, tiers: TierTable) ->
                 if budget.downgrade_tier is None:
                     c.add((*here, "budget"), "on_exceeded: downgrade needs downgrade_tier")
                 c.tier((*here, "budget", "downgrade_tier"), budget.downgrade_tier, tiers)
+    return c.problems
+
+
+def check_catalogue(source: SourceFile, tiers: TierTable) -> list[Problem]:
+    """The model catalogue: no tier lists a retired model (it can never be a target), aliases name one
+    model each, and every family has a known tier, a usable pattern and a current ``priced_as`` entry."""
+    c = Checker(source)
+    entries = tiers.models
+    for name, tier in tiers.tiers.items():
+        for index, model in enumerate(tier.models):
+            info = entries[model] if model in entries else None
+            if info is not None and info.lifecycle == "retired":
+                when = f" on {info.retires_at.isoformat()}" if info.retires_at else ""
+                others = [m for m in tier.models if m in entries and entries[m].lifecycle != "retired"]
+                c.add(("tiers", name, "models", index), f"model {model!r} was retired{when}: a retired model is never a target",
+                      f"remove it from tier {name!r}" + (f" (its other models: {', '.join(others)})" if others else ""))
+    owner: dict[str, str] = {model: model for model in entries}
+    for model, info in entries.items():
+        for index, alias in enumerate(info.aliases):
+            if alias in owner:
+                c.add(("models", model, "aliases", index), f"alias {alias!r} also names {owner[alias]!r}", "an id names one model")
+            owner.setdefault(alias, model)
+    for name, family in tiers.families.items():
+        c.tier(("families", name, "tier"), family.tier, tiers)
+        try:
+            re.compile(family.pattern)
+        except re.error as exc:
+            c.add(("families", name, "pattern"), f"bad regular expression: {exc}", "Python re syntax; the whole model id must match")
+        priced = entries[family.priced_as] if family.priced_as in entries else None
+        if priced is None:
+            c.add(("families", name, "priced_as"), f"model {family.priced_as!r} has no entry under 'models'", "name a catalogue entry")
+        elif priced.lifecycle == "retired":
+            c.add(("families", name, "priced_as"), f"model {family.priced_as!r} is retired", "price unlisted ids like a current model")
     return c.problems

@@ -11,13 +11,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 from router.classify.service import build_triage
 from router.gateway.services import Services
 from router.policy.loader import Policy, load_policy
 from router.policy.store import PolicyStore
-from router.policy.tiers import deprecated_models, sdk_deprecations
+from router.policy.tiers import deprecation_notices, sdk_deprecations
 from router.policy.watch import DirectoryWatcher, install_sighup
 from router.server.checks import reload_check
 from router.settings import Settings
@@ -27,16 +28,14 @@ from router.upstream.transport import TransportFactory
 log = logging.getLogger("router")
 
 
-def _warn_deprecated(policy: Policy) -> None:
-    tiers = policy.tiers
-    for model, date in deprecated_models(tiers, sdk_deprecations()).items():
-        primary = any(tier.primary == model for tier in tiers.tiers.values())
-        log.warning(
-            "tier table lists %s, which Anthropic retires on %s%s",
-            model,
-            date,
-            " -- it is a tier's primary model: move the tier to a newer one" if primary else "",
-        )
+def _warn_deprecated(policy: Policy, warned: set[str]) -> None:
+    """Warn about deprecated models the tiers list, each once per process (``warned`` remembers them across
+    reloads), in the tense today's date calls for."""
+    notices = deprecation_notices(policy.tiers, sdk_deprecations(), datetime.now(timezone.utc).date())
+    for model, text in notices.items():
+        if model not in warned:
+            warned.add(model)
+            log.warning("%s", text)
 
 
 @asynccontextmanager
@@ -44,11 +43,17 @@ async def build_services(settings: Settings, transport: TransportFactory | None 
     """Build everything the handlers need; tear it down in reverse order."""
     # Every reload runs what start-up runs (and refuses tenants -> open mode): ``router.server.checks``.
     store: PolicyStore[Policy] = PolicyStore(load_policy, settings.policies_dir, check=reload_check(settings))
+    warned: set[str] = set()
 
     async def on_change() -> None:
         result = await store.reload("watch")
         if result.changed:
-            _warn_deprecated(store.current)
+            _warn_deprecated(store.current, warned)
+
+    async def on_sighup() -> None:
+        result = await store.reload("sighup")
+        if result.changed:
+            _warn_deprecated(store.current, warned)
 
     # Watch first, so a change that lands while the policy loads is not missed.
     watcher = DirectoryWatcher(settings.policies_dir, on_change, settings.policy_poll_seconds)
@@ -56,8 +61,8 @@ async def build_services(settings: Settings, transport: TransportFactory | None 
     remove_sighup: Callable[[], None] = lambda: None  # noqa: E731
     try:
         policy = store.initial_load()
-        _warn_deprecated(policy)
-        remove_sighup = install_sighup(asyncio.get_running_loop(), lambda: store.reload("sighup"))
+        _warn_deprecated(policy, warned)
+        remove_sighup = install_sighup(asyncio.get_running_loop(), on_sighup)
         async with _upstream_and_triage(settings, store, policy, transport or default_transport(settings)) as services:
             yield services
     finally:

@@ -92,8 +92,9 @@ def test_auto_with_classification_goes_to_the_complexity_tier(policy, table):
 
 
 def test_deprecated_models_in_the_table_are_reported(table):
-    found = deprecated_models(table, {"claude-sonnet-4-5": "November 30th, 2026", "claude-2": "gone"})
-    assert found == {"claude-sonnet-4-5": "November 30th, 2026"}
+    # The catalogue's own lifecycle first (claude-opus-4-5 is deprecated there), then the SDK's table.
+    found = deprecated_models(table, {"claude-opus-4-7": "November 30th, 2027", "claude-2": "gone"})
+    assert found == {"claude-opus-4-5": "2027-01-22", "claude-opus-4-7": "November 30th, 2027"}
 
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import shutil
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
 
 from router.policy.keys import hash_key
-from tests.conftest import POLICIES
+from tests.conftest import POLICIES, ROOT
 from tests.test_classifier_commands import run_router
 
 CASES = """cases:
@@ -109,3 +116,75 @@ def test_hash_key_reads_stdin():
     result = run_router("policy", "hash-key", stdin=key + "\n")
     assert result.returncode == 0 and result.stdout.strip() == hash_key(key)
     assert run_router("policy", "hash-key", stdin="short\n").returncode == 2
+
+
+def _diff_setup(tmp_path, lines):
+    old = policy_copy(tmp_path / "old")
+    new = policy_copy(tmp_path / "new")
+    (new / "rules.yaml").write_text("rules:\n  - name: all-haiku\n    then: {tier: haiku}\n")
+    replay = tmp_path / "requests.jsonl"
+    replay.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return old, new, replay
+
+
+def test_diff_lists_changed_requests_with_limit(tmp_path):
+    lines = [
+        {"model": "opus", "max_tokens": 100, "messages": [{"role": "user", "content": "design a database"}]},
+        {"model": "haiku", "max_tokens": 100, "messages": [{"role": "user", "content": "hello"}]},
+        {"model": "sonnet", "max_tokens": 100, "messages": [{"role": "user", "content": "summarise this"}]},
+        {"model": "claude-opus-4-8", "max_tokens": 100, "messages": [{"role": "user", "content": "prove it"}]},
+    ]
+    old, new, replay = _diff_setup(tmp_path, lines)
+    result = run_router("policy", "diff", str(old), str(new), "--replay", str(replay))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [(c["index"], c["old"], c["new"]) for c in report["changes"]] == [(0, "opus", "haiku"), (2, "sonnet", "haiku"), (3, "opus", "haiku")]
+    assert all(c["cost_delta_usd"] < 0 for c in report["changes"]) and report["changes_not_shown"] == 0
+    limited = json.loads(run_router("policy", "diff", str(old), str(new), "--replay", str(replay), "--limit", "1").stdout)
+    assert [c["index"] for c in limited["changes"]] == [0] and limited["changes_not_shown"] == 2
+    assert limited["changed"] == 3 and "▏" not in result.stderr and "replaying" not in result.stderr  # no bar off a TTY
+
+
+def test_diff_accepts_prompt_lines_like_classify(tmp_path):
+    lines = [
+        {"prompt": "Prove that the square root of two is irrational, step by step."},
+        {"prompt": "hi"},
+        {"model": "sonnet", "max_tokens": 50, "messages": [{"role": "user", "content": "summarise this"}]},
+    ]
+    old, new, replay = _diff_setup(tmp_path, lines)
+    result = run_router("policy", "diff", str(old), str(new), "--replay", str(replay))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["requests"] == 3
+    assert all(c["new"] == "haiku" and c["old"] in ("sonnet", "opus", "haiku") for c in report["changes"])
+    assert 2 in [c["index"] for c in report["changes"]] and report["cost_old_usd"] > 0
+    (replay).write_text('{"prompt": "ok"}\nnot json\n')
+    bad = run_router("policy", "diff", str(old), str(new), "--replay", str(replay))
+    assert bad.returncode == 2 and f"{replay}:2: not JSON" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_diff_shows_a_progress_bar_when_stderr_is_a_terminal(tmp_path):
+    lines = [{"prompt": f"question {n}"} for n in range(30)]
+    old, new, replay = _diff_setup(tmp_path, lines)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a width
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "router", "policy", "diff", str(old), str(new), "--replay", str(replay)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=slave, env={k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")},
+    )
+    os.close(slave)
+    seen = bytearray()
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    stdout, _ = proc.communicate(timeout=120)
+    os.close(master)
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    assert json.loads(stdout)["requests"] == 30
+    text = seen.decode(errors="replace")
+    assert "replaying" in text and "0/30" in text and "req/s" in text, text

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
 COST_SAVER = POLICIES / "examples" / "cost-saver"
 QUALITY_FIRST = POLICIES / "examples" / "quality-first"
-POLICY_DIRS = [POLICIES, COST_SAVER, QUALITY_FIRST]
+CLAUDE_CODE = POLICIES / "examples" / "claude-code"
+POLICY_DIRS = [POLICIES, COST_SAVER, QUALITY_FIRST, CLAUDE_CODE]
 CASE_KEYS = {"name", "request", "classification", "headers", "tenant", "expect"}
 EXPECT_KEYS = {"tier", "rule", "model", "error"}
 
@@ -179,3 +180,23 @@ def test_quality_first_keeps_non_trivial_work_off_haiku(category: str, complexit
         assert tried[0] == ("sonnet" if complexity == "low" else "opus")
     if complexity == "high":
         assert tried == ["opus", "sonnet"]
+
+
+def _claude_code_main_loop(model: str) -> dict[str, Any]:
+    tool = {"name": "Bash", "description": "Run a shell command", "input_schema": {"type": "object"}}
+    return {"request": {"model": model, "max_tokens": 32000, "tools": [tool], "messages": [{"role": "user", "content": "Fix it"}]}}
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-5", "claude-opus-4-8", "claude-haiku-4-5-20251001", "claude-sonnet-7"])
+def test_claude_code_main_loop_keeps_its_tier_and_sticks_to_the_model_that_answered(model: str) -> None:
+    policy = _policy(CLAUDE_CODE)
+    facts = facts_for(_claude_code_main_loop(model))
+    first = plan(facts, policy, {}, 0.0)
+    tier = policy.tiers.tier_of_model(model)
+    assert first.targets[0].model == model and first.tier == tier is not None
+    assert [t.tier for t in first.targets[1:]] == list(policy.tiers.tiers[tier].fallback), "its own tier's fallbacks"
+    if first.rule == "default":
+        # The first turn fell back to the next target: later turns start there, never flipping back.
+        answered = first.targets[1].model
+        later = plan(facts, policy, {}, 0.0, sticky_model=answered)
+        assert later.action is not None and later.action.sticky and later.targets[0].model == answered
