@@ -125,6 +125,9 @@ async def _forward(
     metrics = svc.metrics
     who = progress.who = tenant_of(request.headers, svc.tenancy, policy)
     parsed = progress.parsed = parse_request(request.body, require_messages=True)
+    unlisted = policy.tiers.catalogue.unlisted_family(parsed.view.model)
+    if unlisted is not None:
+        metrics.unlisted_models.labels(unlisted).inc()
     estimated = progress.estimated = len(parsed.raw) // 4 if messages else 0
     downgrade = _admit(svc, who, estimated, messages)
     progress.admitted = True
@@ -157,6 +160,7 @@ async def _forward(
     )
     deadline = started + svc.settings.request_timeout
     extra = _classification_headers(classification)
+    logged = _classification_fields(classification)
     cooldown_s = policy.tiers.default_cooldown_seconds
     sticky = decision.action is not None and decision.action.sticky
 
@@ -167,7 +171,7 @@ async def _forward(
     if result.success is None:
         outcome = "client_error" if result.final is not None and result.final.status < 500 else "upstream_error"
         record_request(metrics, decision, outcome, svc.clock() - started, bool(streamed))
-        fields = {"tenant": who.name, "triage_usd": round(triage_usd, 6)}
+        fields = {"tenant": who.name, "triage_usd": round(triage_usd, 6), **logged}
         _log(decision, result.attempts, result.target, parsed, started, svc, outcome, extra=fields)
         _settle(svc, who, estimated, {}, 0.0, triage_usd)
         return failure_reply(decision, result, svc.clock(), cooling), False
@@ -186,7 +190,7 @@ async def _forward(
             usage = stats.usage
             usd = record_usage(metrics, policy, answered, usage)
             _settle(svc, who, estimated, usage, usd, triage_usd)
-            fields = _usage_fields(who.name, request_id, usage, usd, triage_usd)
+            fields = {**_usage_fields(who.name, request_id, usage, usd, triage_usd), **logged}
             _log(decision, result.attempts, result.target, parsed, started, svc, outcome, stats, fields)
             metrics.in_flight.dec()
 
@@ -198,7 +202,7 @@ async def _forward(
     reply = result.success
     headers = {**reply.headers, **router_headers(decision, result), **extra}
     account = partial(
-        _account, svc, policy, decision, result, parsed, started, who, estimated, reply, messages, triage_usd
+        _account, svc, policy, decision, result, parsed, started, who, estimated, reply, messages, triage_usd, logged
     )
     answer = json_reply(reply.status, headers, reply.body)
     answer.after = account
@@ -217,6 +221,7 @@ def _account(
     reply: JsonReply,
     messages: bool,
     triage_usd: float,
+    logged: dict[str, Any],
 ) -> None:
     """A non-streaming answer's usage, cost, budget, metrics and log line, after the client has it."""
     metrics = svc.metrics
@@ -226,7 +231,7 @@ def _account(
     if messages:
         _settle(svc, who, estimated, usage, usd, triage_usd)
     record_request(metrics, decision, "ok", svc.clock() - started, False)
-    fields = _usage_fields(who.name, reply.headers.get("request-id"), usage, usd, triage_usd)
+    fields = {**_usage_fields(who.name, reply.headers.get("request-id"), usage, usd, triage_usd), **logged}
     _log(decision, result.attempts, result.target, parsed, started, svc, "ok", extra=fields)
 
 
@@ -257,6 +262,19 @@ def _usage_fields(
     tenant: str, request_id: str | None, usage: dict[str, int], usd: float, triage_usd: float
 ) -> dict[str, Any]:
     return {"request_id": request_id, "tenant": tenant, **usage, "usd": round(usd, 6), "triage_usd": round(triage_usd, 6)}
+
+
+def _classification_fields(classification: Classification | None) -> dict[str, Any]:
+    """The classification for the access line: labels and scores only, never text from the prompt."""
+    if classification is None:
+        return {}
+    return {
+        "category": classification.category,
+        "complexity": classification.complexity,
+        "difficulty": round(classification.difficulty, 3),
+        "confidence": round(classification.confidence, 3),
+        "stage": classification.stage,
+    }
 
 
 def _classification_headers(classification: Classification | None) -> dict[str, str]:

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from router.errors import NoAllowedTarget
+from router.errors import NoAllowedTarget, NotFound
 from router.policy.loader import Policy
 from router.policy.model import BY_COMPLEXITY, REQUESTED, Action, Tenant
 from router.policy.rules import Facts, decide
@@ -72,6 +72,9 @@ def _resolve(facts: Facts, policy: Policy, action: Action) -> tuple[list[Target]
     if tier == REQUESTED and requested != AUTO:
         if requested in table.tiers:
             return _chain(table, table.tiers[requested].primary, requested, action.fallback), f"model names tier {requested}"
+        retired = table.catalogue.retirement(requested)
+        if retired is not None:
+            raise NotFound(retired)
         owner = table.tier_of_model(requested)
         if owner is not None:
             return _chain(table, requested, owner, action.fallback), f"{requested} belongs to tier {owner}"

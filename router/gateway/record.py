@@ -24,9 +24,7 @@ USAGE_TYPES = {
 
 def model_label(policy: Policy, model: str | None) -> str:
     """A model id the tier table knows, else ``other``: client strings never become label values."""
-    if model and policy.tiers.tier_of_model(model) is not None:
-        return model
-    return OTHER
+    return policy.tiers.catalogue.label(model) or OTHER
 
 
 def record_attempts(metrics: Metrics, policy: Policy, plan: Plan, attempts: list[tuple[str, str]], succeeded: bool) -> None:

@@ -110,7 +110,7 @@ def send(router: Any, body: dict[str, Any], stream: bool) -> tuple[str, dict[str
 
 
 def scrape(router: Any) -> dict[str, float]:
-    with urllib.request.urlopen(router.url + "/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(router.admin_url + "/metrics", timeout=5) as resp:
         text = resp.read().decode()
     return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
