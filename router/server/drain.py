@@ -41,7 +41,7 @@ class DrainDeadline:
         except asyncio.CancelledError:
             if scope["type"] != "http" or not await _answer(send):
                 raise
-            log.info("%s", msgspec.json.encode({"path": scope["path"][:64], "status": 503, "outcome": "drain_deadline"}).decode())
+            log.info("%s", msgspec.json.encode({"path": scope["path"][:64], "status": 503, "outcome": "shutdown"}).decode())
 
 
 async def _answer(send: Any) -> bool:

@@ -99,7 +99,7 @@ def test_sigterm_drains_both_listeners_and_a_stalled_json_request_gets_an_envelo
     assert outcome["body"]["type"] == "error" and outcome["body"]["error"]["type"] == "api_error"  # type: ignore[index]
     assert outcome["retry"] == "true"
     assert time.monotonic() - started < 5
-    assert any('"outcome":"drain_deadline"' in r.getMessage() for r in caplog.records)
+    assert any('"outcome":"shutdown"' in r.getMessage() for r in caplog.records)
     router.thread.join(10)
     assert not router.thread.is_alive()
     with pytest.raises(OSError):
