@@ -1,0 +1,209 @@
+"""Training the v2 model with scikit-learn, deterministically, and exporting it as plain arrays.
+
+Owns the reference pipelines (features -> LogisticRegression for the category, features -> Ridge for the
+1-10 difficulty), sample weights, the held-out-free choice of tier cut-offs (out-of-fold scores of the
+training rows, cut at ``TrainConfig.traffic_mix``) and the export to ``scorer.ScoreModel``'s arrays.
+
+Difficulty is regression on RUBRIC_v2's anchored labels of natural requests only: benchmark sources'
+levels say how hard a prompt is *within* that benchmark, and their base rates are not difficulty.
+Dolly rows whose passage is missing do not train difficulty (their text is shorter than the real request).
+"""
+
+from __future__ import annotations
+
+import collections
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import scipy.sparse as sp
+import sklearn
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from router.classify.embedding import WordTable
+from router.classify.natural import NaturalRow
+from router.classify.schema import CATEGORIES, COMPLEXITIES
+from router.classify.scorer import N_OUT, ScoreModel, to_unit
+from router.classify.signals import DENSE_NAMES, FEATURE_VERSION, N_DENSE, N_HASHED, signals
+
+
+class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
+    seed: int = 0
+    c_category: float = 16.0
+    alpha_difficulty: float = 1.0
+    max_iter: int = 300
+    class_balance: float = 0.5
+    """0 = no balancing, 1 = fully balanced categories (as inverse frequency)."""
+    folds: int = 4
+    """Out-of-fold scores of the training rows set the cut-offs and the score's typical error."""
+    traffic_mix: tuple[float, float, float] = (0.70, 0.22, 0.08)
+    """Target share of low / medium / high (Haiku / Sonnet / Opus) on natural requests: the cut-offs."""
+
+
+def progress(items: Sequence[Any], description: str) -> Any:
+    """A progress bar on a terminal, the plain sequence otherwise (CI logs, pipes)."""
+    if not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=description, leave=False, file=sys.stderr)
+
+
+def featurize_matrix(bodies: Sequence[dict[str, Any]], table: WordTable, description: str = "features") -> sp.csr_matrix:
+    """[hashed words | dense | mean word vector] of each body, as the models read them."""
+    indptr = [0]
+    indices: list[np.ndarray] = []
+    data: list[np.ndarray] = []
+    dense_cols = np.arange(N_HASHED, N_HASHED + N_DENSE)
+    embed_cols = np.arange(N_HASHED + N_DENSE, N_HASHED + N_DENSE + table.dims)
+    for body in progress(bodies, description):
+        sig = signals(body)
+        indices += [sig.indices.astype(np.int64), dense_cols, embed_cols]
+        data += [sig.values, np.asarray(sig.dense), table.mean_vector(sig.word_hashes)]
+        indptr.append(indptr[-1] + sig.indices.size + N_DENSE + table.dims)
+    x = sp.csr_matrix(
+        (np.concatenate(data) if data else np.zeros(0), np.concatenate(indices) if indices else np.zeros(0, np.int64), indptr),
+        shape=(len(bodies), N_HASHED + N_DENSE + table.dims),
+    )
+    x.eliminate_zeros()
+    return x
+
+
+def reference_pipelines(config: TrainConfig, table: WordTable) -> tuple[Pipeline, Pipeline]:
+    """The scikit-learn pipelines the two models are trained as; the fast path must equal them."""
+
+    def features() -> FunctionTransformer:
+        return FunctionTransformer(featurize_matrix, kw_args={"table": table}, accept_sparse=True, validate=False)
+
+    category = Pipeline(
+        [
+            ("features", features()),
+            ("model", LogisticRegression(C=config.c_category, max_iter=config.max_iter, random_state=config.seed)),
+        ]
+    )
+    difficulty = Pipeline([("features", features()), ("model", Ridge(alpha=config.alpha_difficulty))])
+    return category, difficulty
+
+
+def category_weights(rows: Sequence[NaturalRow], config: TrainConfig) -> np.ndarray:
+    counts = collections.Counter(r.category for r in rows)
+    mean = len(rows) / len(counts)
+    return np.array([(mean / counts[r.category]) ** config.class_balance for r in rows])
+
+
+def difficulty_rows(rows: Sequence[NaturalRow]) -> np.ndarray:
+    """Which rows train difficulty: all but Dolly rows whose passage is missing."""
+    return np.array([not r.context_missing for r in rows])
+
+
+def fit_models(
+    rows: Sequence[NaturalRow], config: TrainConfig, table: WordTable, x: sp.csr_matrix | None = None
+) -> tuple[Pipeline, Pipeline]:
+    """Train both pipelines on ``rows`` (``x``: their features, when already computed)."""
+    category, difficulty = reference_pipelines(config, table)
+    bodies = [r.body for r in rows]
+    if x is None:
+        x = featurize_matrix(bodies, table, "training features")
+    category.named_steps["model"].fit(x, [r.category for r in rows], sample_weight=category_weights(rows, config))
+    keep = difficulty_rows(rows)
+    difficulty.named_steps["model"].fit(x[keep], np.array([r.difficulty for r in rows])[keep])
+    for pipeline in (category, difficulty):
+        pipeline.named_steps["features"].fit(bodies[:1])
+    return category, difficulty
+
+
+def export_arrays(category: Pipeline, difficulty: Pipeline, table_arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Both models' coefficients side by side, one column per output, category columns in ``CATEGORIES``
+    order (a class the data lacks gets a very low intercept)."""
+    cat_model: LogisticRegression = category.named_steps["model"]
+    ridge: Ridge = difficulty.named_steps["model"]
+    n_features = ridge.coef_.shape[0]
+    coef = np.zeros((n_features, N_OUT))
+    intercept = np.full(N_OUT, -30.0)
+    if len(cat_model.classes_) < 3:
+        raise ValueError("the category model needs at least three categories in its training rows")
+    for row, name in enumerate(cat_model.classes_):
+        column = CATEGORIES.index(name)
+        coef[:, column] = cat_model.coef_[row]
+        intercept[column] = cat_model.intercept_[row]
+    coef[:, -1] = ridge.coef_
+    intercept[-1] = ridge.intercept_
+    return {
+        "word_rows": coef[:N_HASHED],
+        "dense_rows": np.vstack([coef[N_HASHED : N_HASHED + N_DENSE], intercept]),
+        "embed_rows": coef[N_HASHED + N_DENSE :],
+        **table_arrays,
+    }
+
+
+def thresholds_for_mix(units: np.ndarray, mix: tuple[float, float, float]) -> dict[str, float]:
+    """Cut-offs on the unit difficulty so that ``mix`` of these scores falls in low / medium / high."""
+    low_share, medium_share, _ = mix
+    medium_at = float(np.quantile(units, low_share))
+    high_at = float(np.quantile(units, low_share + medium_share))
+    return {"medium_at": round(medium_at, 6), "high_at": round(max(high_at, medium_at + 1e-6), 6)}
+
+
+def out_of_fold_scores(rows: Sequence[NaturalRow], x: sp.csr_matrix, config: TrainConfig) -> np.ndarray:
+    """Each training row's difficulty score from a ridge fitted without its fold (conversations kept
+    together), for cut-offs and error estimates that do not flatter the model."""
+    fold_of = {}
+    rng = np.random.default_rng(config.seed)
+    for conversation in sorted({r.conversation for r in rows}):
+        fold_of[conversation] = int(rng.integers(config.folds))
+    folds = np.array([fold_of[r.conversation] for r in rows])
+    y = np.array([r.difficulty for r in rows])
+    keep = difficulty_rows(rows)
+    scores = np.zeros(len(rows))
+    for fold in range(config.folds):
+        train = (folds != fold) & keep
+        model = Ridge(alpha=config.alpha_difficulty).fit(x[train], y[train])
+        scores[folds == fold] = model.predict(x[folds == fold])
+    return scores
+
+
+def build_model(
+    rows: Sequence[NaturalRow],
+    config: TrainConfig,
+    table: WordTable,
+    table_arrays: dict[str, np.ndarray],
+    extra_meta: dict[str, Any],
+    x: sp.csr_matrix | None = None,
+) -> tuple[ScoreModel, dict[str, np.ndarray], dict[str, Any]]:
+    """Train, export, and set the cut-offs and the score's typical error from out-of-fold scores."""
+    if x is None:
+        x = featurize_matrix([r.body for r in rows], table, "training features")
+    category, difficulty = fit_models(rows, config, table, x)
+    arrays = export_arrays(category, difficulty, table_arrays)
+    oof = out_of_fold_scores(rows, x, config)
+    keep = difficulty_rows(rows)
+    residual = oof[keep] - np.array([r.difficulty for r in rows])[keep]
+    metadata: dict[str, Any] = {
+        "feature_version": FEATURE_VERSION,
+        "dense_names": list(DENSE_NAMES),
+        "categories": list(CATEGORIES),
+        "complexities": list(COMPLEXITIES),
+        "difficulty_scale": "RUBRIC_v2 1-10, reported as (score - 1) / 9 in [0, 1]",
+        "train_config": msgspec.to_builtins(config),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scikit-learn": sklearn.__version__},
+        "thresholds": thresholds_for_mix(np.array([to_unit(s) for s in oof]), config.traffic_mix),
+        "residual_sd": round(float(np.sqrt(np.mean(residual**2))), 4),
+        **extra_meta,
+    }
+    return ScoreModel(arrays, metadata), arrays, metadata
+
+
+def trainer(
+    config: TrainConfig, table: WordTable, table_arrays: dict[str, np.ndarray]
+) -> Callable[[Sequence[NaturalRow]], ScoreModel]:
+    """A function that trains a model on a subset (leave-one-source-out)."""
+
+    def train(subset: Sequence[NaturalRow]) -> ScoreModel:
+        return build_model(subset, config, table, table_arrays, {})[0]
+
+    return train
