@@ -112,7 +112,7 @@ def _extra_rows(paths: list[Path]) -> list[Any]:
 def _train(args: argparse.Namespace) -> int:
     from router.classify import natural, quality
     from router.classify.embedding import WordTable, build_table
-    from router.classify.fit import TrainConfig, build_model, featurize_matrix, progress, trainer
+    from router.classify.fit import TrainConfig, benchmark_pairs, build_model, featurize_matrix, pair_matrix, progress, trainer
     from router.classify.local import save_v2
 
     started = time.monotonic()
@@ -141,12 +141,14 @@ def _train(args: argparse.Namespace) -> int:
         "Dolly CC BY-SA 3.0, WildChat ODC-BY, Natural Questions CC BY-SA 3.0, Arena-Hard Apache-2.0",
     }
     x = featurize_matrix([r.body for r in train_rows], table, "training features")
-    model, arrays, metadata = build_model(train_rows, config, table, table_arrays, meta, x)
+    pairs = benchmark_pairs(args.data, config)
+    pairs_x = pair_matrix(pairs, table) if pairs else None
+    model, arrays, metadata = build_model(train_rows, config, table, table_arrays, meta, x, pairs, pairs_x)
     _log(f"trained on {len(train_rows)} rows in {time.monotonic() - started:.0f}s")
     report = _report(args.data, model, _baseline(args.out, V1_NAME), Path("policies"), curves=not args.no_curves)
     if args.loso:
         report["leave_one_source_out"] = quality.loso_report(
-            train_rows, natural.families(train_rows), trainer(config, table, table_arrays), progress
+            train_rows, natural.families(train_rows), trainer(config, table, table_arrays, pairs), progress
         )
     metadata["evaluation"] = quality.public(report)
     path = save_v2(args.out, args.name, arrays, metadata)
@@ -241,7 +243,7 @@ def _print_report(report: dict[str, Any]) -> None:
         print(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
     for name, margins in held["margins"].items():
         for key, value in margins.items():
-            print(f"  margin of new over {name} on {key}: {value['margin']:+.4f} (95% CI {value['ci95']})")
+            print(f"  margin of new over {name} on {key}: {value['margin']} (95% CI {value['ci95']})")
     if "tier_shares" in held:
         print(f"  tier shares (new): {held['tier_shares']}")
     loso = report.get("leave_one_source_out")
@@ -257,7 +259,7 @@ def _print_report(report: dict[str, Any]) -> None:
             print(f"  {who}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
         for who, margin in entry["margins"].items():
             m = margin["apgr"]
-            print(f"  APGR margin of new over {who}: {m['margin']:+.4f} (95% CI {m['ci95']})")
+            print(f"  APGR margin of new over {who}: {m['margin']} (95% CI {m['ci95']})")
     for path, figures in report.get("haiku_agreement", {}).items():
         print(f"agreement with Haiku labels in {path}: {figures}")
 

@@ -4,8 +4,14 @@ Owns the reference pipelines (features -> LogisticRegression for the category, f
 1-10 difficulty), sample weights, the held-out-free choice of tier cut-offs (out-of-fold scores of the
 training rows, cut at ``TrainConfig.traffic_mix``) and the export to ``scorer.ScoreModel``'s arrays.
 
-Difficulty is regression on RUBRIC_v2's anchored labels of natural requests only: benchmark sources'
-levels say how hard a prompt is *within* that benchmark, and their base rates are not difficulty.
+Difficulty is regression on RUBRIC_v2's anchored labels of natural requests, plus pairwise constraints
+from benchmark sources *within* a source and subject (a MATH level-5 algebra problem against a level-2 one,
+a LeetCode Hard against an Easy, a BBH item no model solved against one solved directly, a GSM8K problem
+needing more steps, a RouterBench item fewer models got right): each pair adds the row x_harder - x_easier
+with target ``pair_margin`` x (level difference on a 0-1 scale). A difference row carries no intercept and
+no source base rate, which is the point: a benchmark's base rate is not a difficulty, its internal order is.
+The squared loss over both kinds of rows is a ridge without its own intercept, on the features plus a
+constant column (``INTERCEPT_COLUMN``: 1 on request rows, 0 on difference rows).
 Dolly rows whose passage is missing do not train difficulty (their text is shorter than the real request).
 """
 
@@ -41,8 +47,77 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     """0 = no balancing, 1 = fully balanced categories (as inverse frequency)."""
     folds: int = 4
     """Out-of-fold scores of the training rows set the cut-offs and the score's typical error."""
+    pair_weight: float = 0.3
+    """Weight of each benchmark difference row against a natural row's 1."""
+    pairs_per_source: int = 600
+    pair_margin: float = 2.0
+    """Target gap on the 1-10 scale between the hardest and easiest level of a benchmark (levels on 0-1)."""
     traffic_mix: tuple[float, float, float] = (0.70, 0.22, 0.08)
     """Target share of low / medium / high (Haiku / Sonnet / Opus) on natural requests: the cut-offs."""
+
+
+INTERCEPT_COLUMN = 10.0
+"""Value of the constant column that stands in for the difficulty model's intercept (large, so the ridge
+penalty on the intercept is negligible: alpha * (b / 10)^2)."""
+PAIR_SOURCES = {
+    "math_hendrycks": "type",
+    "leetcode": None,
+    "bbh": "task",
+    "routerbench": "eval_name",
+    "gsm8k_train": None,
+}
+"""Benchmark sources whose internal difficulty order trains pairs, and the field pairs must share."""
+
+
+class Pair(msgspec.Struct, frozen=True):
+    source: str
+    harder: str
+    easier: str
+    gap: float
+    """Level difference, 0-1."""
+
+
+def benchmark_pairs(data_dir: Any, config: TrainConfig) -> list[Pair]:
+    """Seeded pairs of training-split benchmark prompts at levels at least 0.2 apart, within one source and
+    subject (``PAIR_SOURCES``). RouterBench's level is the share of its 11 models that failed."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    from router.classify.dataset import COMBINED, clean_text
+
+    path = Path(data_dir) / COMBINED
+    if not path.exists():
+        return []
+    groups: dict[str, dict[str, list[tuple[str, float]]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            raw = json.loads(line)
+            source = raw["source"]
+            if source not in PAIR_SOURCES or raw.get("split_hint") != "train" or raw.get("difficulty_score") is None:
+                continue
+            extra = raw.get("extra") or {}
+            level = float(raw["difficulty_score"])
+            if source == "routerbench" and "frac_models_correct" in extra:
+                level = 1.0 - float(extra["frac_models_correct"])
+            key = PAIR_SOURCES[source]
+            groups[source][str(extra.get(key)) if key else ""].append((clean_text(source, raw["text"]), level))
+    rng = np.random.default_rng(config.seed)
+    pairs: list[Pair] = []
+    for source in sorted(groups):
+        subjects = sorted(groups[source])
+        made = tries = 0
+        while made < config.pairs_per_source and tries < config.pairs_per_source * 20:
+            tries += 1
+            members = groups[source][subjects[int(rng.integers(len(subjects)))]]
+            a, b = members[int(rng.integers(len(members)))], members[int(rng.integers(len(members)))]
+            if abs(a[1] - b[1]) < 0.2:
+                continue
+            if a[1] < b[1]:
+                a, b = b, a
+            pairs.append(Pair(source, a[0], b[0], a[1] - b[1]))
+            made += 1
+    return pairs
 
 
 def progress(items: Sequence[Any], description: str) -> Any:
@@ -86,7 +161,10 @@ def reference_pipelines(config: TrainConfig, table: WordTable) -> tuple[Pipeline
             ("model", LogisticRegression(C=config.c_category, max_iter=config.max_iter, random_state=config.seed)),
         ]
     )
-    difficulty = Pipeline([("features", features()), ("model", Ridge(alpha=config.alpha_difficulty))])
+    with_constant = FunctionTransformer(
+        lambda bodies: _with_constant(featurize_matrix(bodies, table), INTERCEPT_COLUMN), accept_sparse=True, validate=False
+    )
+    difficulty = Pipeline([("features", with_constant), ("model", Ridge(alpha=config.alpha_difficulty, fit_intercept=False))])
     return category, difficulty
 
 
@@ -101,17 +179,52 @@ def difficulty_rows(rows: Sequence[NaturalRow]) -> np.ndarray:
     return np.array([not r.context_missing for r in rows])
 
 
+def _with_constant(x: sp.csr_matrix, value: float) -> sp.csr_matrix:
+    return sp.hstack([x, sp.csr_matrix(np.full((x.shape[0], 1), value))], format="csr")
+
+
+def pair_matrix(pairs: Sequence[Pair], table: WordTable) -> sp.csr_matrix:
+    """x_harder - x_easier for each pair (and 0 in the constant column)."""
+    harder = featurize_matrix([_prompt(p.harder) for p in pairs], table, "pair features")
+    easier = featurize_matrix([_prompt(p.easier) for p in pairs], table, "pair features")
+    return _with_constant((harder - easier).tocsr(), 0.0)
+
+
+def _prompt(text: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def _difficulty_fit(
+    x: sp.csr_matrix, y: np.ndarray, pairs_x: sp.csr_matrix | None, pairs: Sequence[Pair], config: TrainConfig
+) -> Ridge:
+    design = _with_constant(x, INTERCEPT_COLUMN)
+    target, weight = y, np.ones(len(y))
+    if pairs_x is not None and pairs:
+        design = sp.vstack([design, pairs_x], format="csr")
+        target = np.concatenate([y, config.pair_margin * np.array([p.gap for p in pairs])])
+        weight = np.concatenate([weight, np.full(len(pairs), config.pair_weight)])
+    return Ridge(alpha=config.alpha_difficulty, fit_intercept=False).fit(design, target, sample_weight=weight)
+
+
 def fit_models(
-    rows: Sequence[NaturalRow], config: TrainConfig, table: WordTable, x: sp.csr_matrix | None = None
+    rows: Sequence[NaturalRow],
+    config: TrainConfig,
+    table: WordTable,
+    x: sp.csr_matrix | None = None,
+    pairs: Sequence[Pair] = (),
+    pairs_x: sp.csr_matrix | None = None,
 ) -> tuple[Pipeline, Pipeline]:
-    """Train both pipelines on ``rows`` (``x``: their features, when already computed)."""
+    """Train both pipelines on ``rows`` (``x``: their features, when already computed) and ``pairs``."""
     category, difficulty = reference_pipelines(config, table)
     bodies = [r.body for r in rows]
     if x is None:
         x = featurize_matrix(bodies, table, "training features")
+    if pairs and pairs_x is None:
+        pairs_x = pair_matrix(pairs, table)
     category.named_steps["model"].fit(x, [r.category for r in rows], sample_weight=category_weights(rows, config))
     keep = difficulty_rows(rows)
-    difficulty.named_steps["model"].fit(x[keep], np.array([r.difficulty for r in rows])[keep])
+    y = np.array([r.difficulty for r in rows])
+    difficulty.steps[-1] = ("model", _difficulty_fit(x[keep], y[keep], pairs_x, pairs, config))
     for pipeline in (category, difficulty):
         pipeline.named_steps["features"].fit(bodies[:1])
     return category, difficulty
@@ -122,7 +235,7 @@ def export_arrays(category: Pipeline, difficulty: Pipeline, table_arrays: dict[s
     order (a class the data lacks gets a very low intercept)."""
     cat_model: LogisticRegression = category.named_steps["model"]
     ridge: Ridge = difficulty.named_steps["model"]
-    n_features = ridge.coef_.shape[0]
+    n_features = ridge.coef_.shape[0] - 1  # the last coefficient is the constant column's
     coef = np.zeros((n_features, N_OUT))
     intercept = np.full(N_OUT, -30.0)
     if len(cat_model.classes_) < 3:
@@ -131,8 +244,8 @@ def export_arrays(category: Pipeline, difficulty: Pipeline, table_arrays: dict[s
         column = CATEGORIES.index(name)
         coef[:, column] = cat_model.coef_[row]
         intercept[column] = cat_model.intercept_[row]
-    coef[:, -1] = ridge.coef_
-    intercept[-1] = ridge.intercept_
+    coef[:, -1] = ridge.coef_[:-1]
+    intercept[-1] = ridge.coef_[-1] * INTERCEPT_COLUMN
     return {
         "word_rows": coef[:N_HASHED],
         "dense_rows": np.vstack([coef[N_HASHED : N_HASHED + N_DENSE], intercept]),
@@ -149,9 +262,12 @@ def thresholds_for_mix(units: np.ndarray, mix: tuple[float, float, float]) -> di
     return {"medium_at": round(medium_at, 6), "high_at": round(max(high_at, medium_at + 1e-6), 6)}
 
 
-def out_of_fold_scores(rows: Sequence[NaturalRow], x: sp.csr_matrix, config: TrainConfig) -> np.ndarray:
-    """Each training row's difficulty score from a ridge fitted without its fold (conversations kept
-    together), for cut-offs and error estimates that do not flatter the model."""
+def out_of_fold_scores(
+    rows: Sequence[NaturalRow], x: sp.csr_matrix, config: TrainConfig, pairs: Sequence[Pair] = (),
+    pairs_x: sp.csr_matrix | None = None,
+) -> np.ndarray:
+    """Each training row's difficulty score from a model fitted without its fold (conversations kept
+    together; the benchmark pairs in every fold), for cut-offs and error estimates that do not flatter it."""
     fold_of = {}
     rng = np.random.default_rng(config.seed)
     for conversation in sorted({r.conversation for r in rows}):
@@ -162,8 +278,8 @@ def out_of_fold_scores(rows: Sequence[NaturalRow], x: sp.csr_matrix, config: Tra
     scores = np.zeros(len(rows))
     for fold in range(config.folds):
         train = (folds != fold) & keep
-        model = Ridge(alpha=config.alpha_difficulty).fit(x[train], y[train])
-        scores[folds == fold] = model.predict(x[folds == fold])
+        model = _difficulty_fit(x[train], y[train], pairs_x, pairs, config)
+        scores[folds == fold] = model.predict(_with_constant(x[folds == fold], INTERCEPT_COLUMN))
     return scores
 
 
@@ -174,13 +290,17 @@ def build_model(
     table_arrays: dict[str, np.ndarray],
     extra_meta: dict[str, Any],
     x: sp.csr_matrix | None = None,
+    pairs: Sequence[Pair] = (),
+    pairs_x: sp.csr_matrix | None = None,
 ) -> tuple[ScoreModel, dict[str, np.ndarray], dict[str, Any]]:
     """Train, export, and set the cut-offs and the score's typical error from out-of-fold scores."""
     if x is None:
         x = featurize_matrix([r.body for r in rows], table, "training features")
-    category, difficulty = fit_models(rows, config, table, x)
+    if pairs and pairs_x is None:
+        pairs_x = pair_matrix(pairs, table)
+    category, difficulty = fit_models(rows, config, table, x, pairs, pairs_x)
     arrays = export_arrays(category, difficulty, table_arrays)
-    oof = out_of_fold_scores(rows, x, config)
+    oof = out_of_fold_scores(rows, x, config, pairs, pairs_x)
     keep = difficulty_rows(rows)
     residual = oof[keep] - np.array([r.difficulty for r in rows])[keep]
     metadata: dict[str, Any] = {
@@ -193,17 +313,19 @@ def build_model(
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "scikit-learn": sklearn.__version__},
         "thresholds": thresholds_for_mix(np.array([to_unit(s) for s in oof]), config.traffic_mix),
         "residual_sd": round(float(np.sqrt(np.mean(residual**2))), 4),
+        "benchmark_pairs": dict(sorted(collections.Counter(p.source for p in pairs).items())),
         **extra_meta,
     }
     return ScoreModel(arrays, metadata), arrays, metadata
 
 
 def trainer(
-    config: TrainConfig, table: WordTable, table_arrays: dict[str, np.ndarray]
+    config: TrainConfig, table: WordTable, table_arrays: dict[str, np.ndarray], pairs: Sequence[Pair] = ()
 ) -> Callable[[Sequence[NaturalRow]], ScoreModel]:
-    """A function that trains a model on a subset (leave-one-source-out)."""
+    """A function that trains a model on a subset (leave-one-source-out); the pairs' features once."""
+    pairs_x = pair_matrix(pairs, table) if pairs else None
 
     def train(subset: Sequence[NaturalRow]) -> ScoreModel:
-        return build_model(subset, config, table, table_arrays, {})[0]
+        return build_model(subset, config, table, table_arrays, {}, None, pairs, pairs_x)[0]
 
     return train

@@ -80,13 +80,16 @@ def bootstrap_margin(
     """The margin metric(new) - metric(base) and its 95% percentile interval over resampled rows."""
     rng = np.random.default_rng(seed)
     size = len(new)
-    point = metric(*arrays, new) - metric(*arrays, base)
+    a, b = metric(*arrays, new), metric(*arrays, base)
+    point = a - b if a is not None and b is not None else float("nan")
     margins = []
     for _ in range(n):
         pick = rng.integers(0, size, size)
         a, b = metric(*(x[pick] for x in arrays), new[pick]), metric(*(x[pick] for x in arrays), base[pick])
         if a is not None and b is not None and np.isfinite(a) and np.isfinite(b):
             margins.append(a - b)
+    if not margins or not np.isfinite(point):
+        return {"margin": None, "ci95": [None, None]}  # undefined here (e.g. no hard rows in the sample)
     low, high = np.percentile(margins, [2.5, 97.5])
     return {"margin": round(float(point), 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
 

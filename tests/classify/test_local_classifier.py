@@ -404,7 +404,7 @@ def test_rounding_is_round_to_six_places_to_the_bit():
 
 def test_classify_reports_the_probabilities_rounded(trained):
     *_, model = trained
-    shipped = load(MODELS)
+    shipped = load(MODELS, DEFAULT_NAME)
     for m in (model, shipped):
         for body in BODIES + list(GOLDEN_BODIES.values()):
             probs, p_med, p_high = m.probabilities(body)
