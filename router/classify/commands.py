@@ -32,6 +32,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--loso", action="store_true", help="also run leave-one-source-out (one fit per source)")
     p.add_argument("--no-curves", action="store_true", help="skip the weak/strong curves in the recorded report")
+    p.add_argument("--pair-weight", type=float, default=None, help="weight of benchmark difference rows (default 0.3)")
+    p.add_argument("--max-iter", type=int, default=None, help="iterations of the category model's solver (default 300)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the margins' intervals")
 
     p = sub.add_parser("eval", help="print the classifier's quality report against its baselines")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -42,6 +45,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--report", type=Path, default=None, help="write PNG figures and an HTML page to this folder")
     p.add_argument("--no-curves", action="store_true", help="skip the weak/strong curves (faster)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the margins' intervals")
     p.add_argument("--extra", type=Path, action="append", default=[], help="Haiku-labelled JSONL: report agreement")
 
     p = sub.add_parser("classify", help="classify JSON lines from stdin (request bodies or {\"prompt\": ...})")
@@ -117,6 +121,10 @@ def _train(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     config = TrainConfig(seed=args.seed)
+    if args.pair_weight is not None:
+        config = msgspec.structs.replace(config, pair_weight=args.pair_weight)
+    if args.max_iter is not None:
+        config = msgspec.structs.replace(config, max_iter=args.max_iter)
     rows = natural.load_natural(args.data)
     train_rows, held = natural.split(rows)
     extra = _extra_rows(args.extra)
@@ -145,7 +153,9 @@ def _train(args: argparse.Namespace) -> int:
     pairs_x = pair_matrix(pairs, table) if pairs else None
     model, arrays, metadata = build_model(train_rows, config, table, table_arrays, meta, x, pairs, pairs_x)
     _log(f"trained on {len(train_rows)} rows in {time.monotonic() - started:.0f}s")
-    report = _report(args.data, model, _baseline(args.out, V1_NAME), Path("policies"), curves=not args.no_curves)
+    report = _report(
+        args.data, model, _baseline(args.out, V1_NAME), Path("policies"), curves=not args.no_curves, bootstrap=args.bootstrap
+    )
     if args.loso:
         report["leave_one_source_out"] = quality.loso_report(
             train_rows, natural.families(train_rows), trainer(config, table, table_arrays, pairs), progress
@@ -167,7 +177,7 @@ def _baseline(models: Path, name: str) -> Any:
         return None
 
 
-def _report(data: Path, model: Any, baseline: Any, policies: Path, *, curves: bool) -> dict[str, Any]:
+def _report(data: Path, model: Any, baseline: Any, policies: Path, *, curves: bool, bootstrap: int = 1000) -> dict[str, Any]:
     """Held-out natural figures and (unless ``curves`` is off) the weak/strong curves, for the model, prompt
     length alone and the baseline model."""
     from router.classify import curves as curve_sets
@@ -182,14 +192,14 @@ def _report(data: Path, model: Any, baseline: Any, policies: Path, *, curves: bo
     scorers["new"] = quality.model_scorer(model, progress, "new model")
     report: dict[str, Any] = {
         "thresholds": model.metadata["thresholds"],
-        "natural_holdout": quality.natural_report(held, scorers, "new"),
+        "natural_holdout": quality.natural_report(held, scorers, "new", bootstrap),
     }
     units = np.array(report["natural_holdout"]["_scores"]["new"])
     report["natural_holdout"]["tier_shares"] = quality.tier_shares(units, model.medium_at, model.high_at)
     if curves:
         prices = curve_sets.tier_prices(policies / "tiers.yaml")
         report["curves"] = quality.curve_report(
-            curve_sets.load_outcome_sets(data), scorers, "new", prices["haiku"], prices["sonnet"]
+            curve_sets.load_outcome_sets(data), scorers, "new", prices["haiku"], prices["sonnet"], max(bootstrap // 3, 20)
         )
         report["curves_pricing"] = "weak -> haiku tier, strong -> sonnet tier, prices from policies/tiers.yaml"
     return report
@@ -201,7 +211,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     model = load(args.models, args.name)
     baseline = _baseline(args.models, args.baseline) if args.baseline != args.name else None
-    report = _report(args.data, model, baseline, args.policies, curves=not args.no_curves)
+    report = _report(args.data, model, baseline, args.policies, curves=not args.no_curves, bootstrap=args.bootstrap)
     recorded = model.metadata.get("evaluation", {})
     if "leave_one_source_out" in recorded:
         report["leave_one_source_out"] = recorded["leave_one_source_out"]

@@ -53,9 +53,49 @@ def _truth(value: str) -> float:
     return 1.0 if value.strip().lower() in ("true", "1", "1.0") else 0.0
 
 
+def _v1_unseen(data_dir: Path) -> set[str]:
+    """RouteLLM prompts in the combined table's test split: triage-local-v1 trained on the rest (their
+    weak/strong outcomes were its complexity labels), so only these compare it fairly."""
+    import gzip
+
+    path = data_dir / "combined" / "router_prompts_v0.jsonl.gz"
+    if not path.exists():
+        return set()
+    unseen = set()
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            raw = json.loads(line)
+            if raw["source"].startswith("routellm") and raw.get("split_hint") == "test":
+                unseen.add(raw["text"])
+    return unseen
+
+
+def _subset(outcomes: OutcomeSet, keep: set[str], suffix: str) -> OutcomeSet | None:
+    mask = np.array([p in keep for p in outcomes.prompts])
+    if not mask.any():
+        return None
+    return msgspec.structs.replace(
+        outcomes,
+        name=outcomes.name + suffix,
+        prompts=[p for p, k in zip(outcomes.prompts, mask) if k],
+        weak=outcomes.weak[mask],
+        strong=outcomes.strong[mask],
+    )
+
+
 def load_outcome_sets(data_dir: Path) -> list[OutcomeSet]:
-    """Every weak/strong set present under ``data_dir`` (missing files are skipped)."""
+    """Every weak/strong set present under ``data_dir`` (missing files are skipped); each RouteLLM set also
+    as its part triage-local-v1 never trained on (``:v1_unseen``)."""
     data_dir = Path(data_dir)
+    sets: list[OutcomeSet] = []
+    sets += _routellm(data_dir)
+    unseen = _v1_unseen(data_dir)
+    sets += [s for s in (_subset(o, unseen, ":v1_unseen") for o in list(sets)) if s is not None]
+    sets += _alpaca(data_dir)
+    return sets
+
+
+def _routellm(data_dir: Path) -> list[OutcomeSet]:
     sets: list[OutcomeSet] = []
     gsm = data_dir / ROUTELLM / "gsm8k__gsm8k_responses.csv"
     if gsm.exists():
@@ -84,6 +124,11 @@ def load_outcome_sets(data_dir: Path) -> list[OutcomeSet]:
                 strong_model="GPT-4-1106",
             )
         )
+    return sets
+
+
+def _alpaca(data_dir: Path) -> list[OutcomeSet]:
+    sets: list[OutcomeSet] = []
     matrix = data_dir / ALPACA / "alpaca_eval2_pref_vs_gpt4turbo_matrix.csv"
     prompts_path = data_dir / ALPACA / "alpaca_eval_805_prompts.jsonl"
     if matrix.exists() and prompts_path.exists():

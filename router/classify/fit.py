@@ -34,7 +34,7 @@ from sklearn.preprocessing import FunctionTransformer
 from router.classify.embedding import WordTable
 from router.classify.natural import NaturalRow
 from router.classify.schema import CATEGORIES, COMPLEXITIES
-from router.classify.scorer import N_OUT, ScoreModel, to_unit
+from router.classify.scorer import N_OUT, ScoreModel, calibrate, to_unit
 from router.classify.signals import DENSE_NAMES, FEATURE_VERSION, N_DENSE, N_HASHED, signals
 
 
@@ -283,6 +283,26 @@ def out_of_fold_scores(
     return scores
 
 
+CALIBRATION_KNOTS = 41
+
+
+def calibration_map(raw: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of the monotone map from raw scores to the rubric scale: the raw scores' quantiles against the
+    labels' quantiles at the same probabilities, an integer label k read as spread evenly over
+    [k - 0.5, k + 0.5] so the label quantile function is strictly increasing (no ties are created)."""
+    probs = np.linspace(0.0, 1.0, CALIBRATION_KNOTS)
+    probs[0], probs[-1] = 0.002, 0.998  # the extremes of a few thousand rows are noise
+    xs = np.quantile(raw, probs)
+    values = np.sort(labels)
+    counts = np.array([np.sum(values == k) for k in np.unique(values)])
+    edges = np.concatenate([[0.0], np.cumsum(counts) / values.size])
+    levels = np.unique(values)
+    ys = np.interp(probs, edges, np.concatenate([[levels[0] - 0.5], levels + 0.5]))
+    # Keep the knots strictly increasing in x (equal raw quantiles would make a vertical step).
+    keep = np.concatenate([[True], np.diff(xs) > 1e-9])
+    return xs[keep], ys[keep]
+
+
 def build_model(
     rows: Sequence[NaturalRow],
     config: TrainConfig,
@@ -299,10 +319,13 @@ def build_model(
     if pairs and pairs_x is None:
         pairs_x = pair_matrix(pairs, table)
     category, difficulty = fit_models(rows, config, table, x, pairs, pairs_x)
-    arrays = export_arrays(category, difficulty, table_arrays)
-    oof = out_of_fold_scores(rows, x, config, pairs, pairs_x)
     keep = difficulty_rows(rows)
-    residual = oof[keep] - np.array([r.difficulty for r in rows])[keep]
+    labels = np.array([r.difficulty for r in rows])
+    raw_oof = out_of_fold_scores(rows, x, config, pairs, pairs_x)
+    calib_x, calib_y = calibration_map(raw_oof[keep], labels[keep])
+    arrays = {**export_arrays(category, difficulty, table_arrays), "calib_x": calib_x, "calib_y": calib_y}
+    oof = np.array([calibrate(v, calib_x.tolist(), calib_y.tolist()) for v in raw_oof])
+    residual = oof[keep] - labels[keep]
     metadata: dict[str, Any] = {
         "feature_version": FEATURE_VERSION,
         "dense_names": list(DENSE_NAMES),

@@ -146,7 +146,7 @@ def save_v2(model_dir: Path, name: str, arrays: dict[str, np.ndarray], metadata:
         key: np.asarray(arrays[key], dtype=np.float16 if key == "vocab_vectors" else None)
         for key in scorer.ARRAYS
     }
-    for key in ("word_rows", "dense_rows", "embed_rows", "vocab_tokens"):
+    for key in ("word_rows", "dense_rows", "embed_rows", "vocab_tokens", "calib_x", "calib_y"):
         stored[key] = stored[key].astype(np.float32)
     stored["vocab_hashes"] = stored["vocab_hashes"].astype(np.uint32)
     np.savez_compressed(model_dir / f"{name}.npz", **stored)

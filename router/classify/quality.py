@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
+from scipy.stats import rankdata
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from router.classify.curves import OutcomeSet, apgr, bodies_for, curve_figures
 from router.classify.features import segments
@@ -43,16 +43,24 @@ def model_scorer(model: Any, progress: Callable[[Sequence[Any], str], Any] | Non
 
 
 def spearman(y: np.ndarray, s: np.ndarray) -> float:
-    value = spearmanr(y, s)[0]
-    return float(value) if np.isfinite(value) else 0.0
+    """Spearman's rho (average ranks for ties): Pearson's r of the ranks. 0 when either side is constant."""
+    ry, rs = rankdata(y), rankdata(s)
+    ry -= ry.mean()
+    rs -= rs.mean()
+    denominator = float(np.sqrt(np.dot(ry, ry) * np.dot(rs, rs)))
+    return float(np.dot(ry, rs)) / denominator if denominator > 0 else 0.0
 
 
 def hard_auc(y: np.ndarray, s: np.ndarray) -> float | None:
+    """AUC of the score separating difficulty >= 6 from <= 3 (Mann-Whitney, ties count half)."""
     mask = (y >= HARD_AT) | (y <= EASY_AT)
     hard = y[mask] >= HARD_AT
-    if hard.all() or not hard.any():
+    n_hard = int(hard.sum())
+    n_easy = hard.size - n_hard
+    if n_hard == 0 or n_easy == 0:
         return None
-    return float(roc_auc_score(hard, s[mask]))
+    ranks = rankdata(s[mask])
+    return float((ranks[hard].sum() - n_hard * (n_hard + 1) / 2) / (n_hard * n_easy))
 
 
 def difficulty_figures(y: np.ndarray, s: np.ndarray) -> dict[str, Any]:
@@ -99,7 +107,9 @@ def _auc_or_nan(y: np.ndarray, s: np.ndarray) -> float:
     return float("nan") if value is None else value
 
 
-def natural_report(rows: Sequence[NaturalRow], scorers: dict[str, Scorer], new: str) -> dict[str, Any]:
+def natural_report(
+    rows: Sequence[NaturalRow], scorers: dict[str, Scorer], new: str, bootstrap: int = BOOTSTRAP
+) -> dict[str, Any]:
     """Held-out figures per scorer, margins of ``new`` over the others, and the per-source breakdown."""
     y = np.array([r.difficulty for r in rows])
     bodies = [r.body for r in rows]
@@ -117,8 +127,8 @@ def natural_report(rows: Sequence[NaturalRow], scorers: dict[str, Scorer], new: 
         if name == new:
             continue
         out["margins"][name] = {
-            "spearman": bootstrap_margin(spearman, [y], scores[new], scores[name]),
-            "auc_hard_vs_easy": bootstrap_margin(_auc_or_nan, [y], scores[new], scores[name]),
+            "spearman": bootstrap_margin(spearman, [y], scores[new], scores[name], n=bootstrap),
+            "auc_hard_vs_easy": bootstrap_margin(_auc_or_nan, [y], scores[new], scores[name], n=bootstrap),
         }
     sources = sorted({r.source for r in rows})
     src = np.array([r.source for r in rows])
@@ -131,7 +141,8 @@ def natural_report(rows: Sequence[NaturalRow], scorers: dict[str, Scorer], new: 
 
 
 def curve_report(
-    sets: Sequence[OutcomeSet], scorers: dict[str, Scorer], new: str, weak_price: float, strong_price: float
+    sets: Sequence[OutcomeSet], scorers: dict[str, Scorer], new: str, weak_price: float, strong_price: float,
+    bootstrap: int = 300,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for outcome in sets:
@@ -147,7 +158,7 @@ def curve_report(
             if name != new:
                 entry["margins"][name] = {
                     "apgr": bootstrap_margin(
-                        lambda w, st, s: apgr(s, w, st), [outcome.weak, outcome.strong], scores[new], scores[name], n=300
+                        lambda w, st, s: apgr(s, w, st), [outcome.weak, outcome.strong], scores[new], scores[name], n=bootstrap
                     )
                 }
         entry["_scores"] = {name: s.tolist() for name, s in scores.items()}

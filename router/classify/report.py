@@ -41,8 +41,12 @@ def _cost_quality(report: dict[str, Any], model: Any, path: Path) -> None:
     plt = _pyplot()
     curves = report.get("curves", {})
     names = list(curves) or ["(no curves)"]
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
         entry = curves.get(name)
         if entry is None:
             ax.text(0.5, 0.5, "curves skipped (--no-curves)", ha="center")

@@ -114,7 +114,10 @@ def test_train_with_extra_then_eval_writes_the_report(tmp_path):
             body = {"messages": [{"role": "user", "content": f"Please draft a limerick number {i} about a cat"}]}
             handle.write(json.dumps({"body": body, "category": "creative_writing", "complexity": "low", "difficulty": 0.2}) + "\n")
     models = tmp_path / "models"
-    trained = run_router("train", "--data", str(data), "--out", str(models), "--extra", str(extra), "--no-curves")
+    trained = run_router(
+        "train", "--data", str(data), "--out", str(models), "--extra", str(extra), "--no-curves", "--max-iter", "25",
+        "--bootstrap", "50",
+    )
     assert trained.returncode == 0, trained.stderr
     assert "natural held-out split" in trained.stdout
     meta = json.loads((models / "triage-local-v2.json").read_text())
@@ -128,7 +131,8 @@ def test_train_with_extra_then_eval_writes_the_report(tmp_path):
 
     report_dir = tmp_path / "report"
     evaluation = run_router(
-        "eval", "--data", str(data), "--models", str(models), "--report", str(report_dir), "--extra", str(extra)
+        "eval", "--data", str(data), "--models", str(models), "--report", str(report_dir), "--extra", str(extra),
+        "--bootstrap", "50",
     )
     assert evaluation.returncode == 0, evaluation.stderr
     assert "natural held-out split" in evaluation.stdout and "APGR" in evaluation.stdout

@@ -14,11 +14,11 @@ import pytest
 
 from router.classify import scorer
 from router.classify.embedding import WordTable
-from router.classify.fit import Pair, TrainConfig, build_model, fit_models, thresholds_for_mix
+from router.classify.fit import Pair, TrainConfig, build_model, calibration_map, fit_models, thresholds_for_mix
 from router.classify.local import DEFAULT_NAME, load, save_v2
 from router.classify.natural import NaturalRow
 from router.classify.schema import CATEGORIES
-from router.classify.scorer import ScoreModel, to_scale, to_unit
+from router.classify.scorer import ScoreModel, calibrate, to_scale, to_unit
 from router.classify.signals import DENSE_NAMES, FEATURE_VERSION, signals
 from router.classify.turns import task_view
 from router.errors import ConfigError
@@ -88,7 +88,7 @@ BODIES = [
 @pytest.fixture(scope="module")
 def trained():
     table, table_arrays = small_table()
-    config = TrainConfig(max_iter=300, folds=3)
+    config = TrainConfig(max_iter=100, folds=2)
     rows = tiny_rows()
     # Benchmark-style difference rows go through the same fit (no intercept on them).
     pairs = [Pair("tiny", TEXTS[("math", 6)], TEXTS[("open_qa", 2)], 1.0), Pair("tiny", TEXTS[("code", 5)], TEXTS[("chitchat", 1)], 0.5)]
@@ -109,8 +109,24 @@ def test_fast_path_equals_the_reference_pipelines(trained):
             want = expected_probs[i, classes.index(name)] if name in classes else 0.0
             assert p == pytest.approx(want, abs=1e-9)
         assert score == pytest.approx(expected_scores[i], abs=1e-9)
-    # The fitted model learned something: the code-ish body is code, the proof is harder than small talk.
+    # The fitted model learned something: the code-ish body is code.
     assert model.classify(BODIES[0]).category == "code"
+    for body in BODIES:
+        _, raw = model.outputs(body)
+        assert model.classify(body).difficulty == round(to_unit(model.score(raw)), 6)
+
+
+def test_the_scale_map_is_strictly_increasing_and_matches_the_label_distribution():
+    rng = np.random.default_rng(3)
+    labels = rng.choice([1, 2, 3, 4, 5, 6, 7], size=3000, p=[0.08, 0.4, 0.32, 0.13, 0.05, 0.015, 0.005]).astype(float)
+    raw = 2.5 + 0.3 * (labels - 2.5) + rng.normal(0, 0.3, labels.size)  # squeezed like a ridge's output
+    xs, ys = calibration_map(raw, labels)
+    assert np.all(np.diff(xs) > 0) and np.all(np.diff(ys) > 0)
+    mapped = np.array([calibrate(v, xs.tolist(), ys.tolist()) for v in raw])
+    assert np.all(np.diff(mapped[np.argsort(raw)]) >= 0), "order kept"
+    # As many requests map to 5 or more as were labelled 5 or more (within a point of share).
+    assert abs((mapped >= 4.5).mean() - (labels >= 5).mean()) < 0.01
+    assert calibrate(xs[-1] + 2.0, xs.tolist(), ys.tolist()) == pytest.approx(ys[-1] + 2.0)
 
 
 def test_saved_artifact_loads_without_pickle_and_round_trips_within_float32(trained, tmp_path):
