@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import platform
 import sys
+from types import MappingProxyType
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,13 +60,13 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
 INTERCEPT_COLUMN = 10.0
 """Value of the constant column that stands in for the difficulty model's intercept (large, so the ridge
 penalty on the intercept is negligible: alpha * (b / 10)^2)."""
-PAIR_SOURCES = {
+PAIR_SOURCES = MappingProxyType({
     "math_hendrycks": "type",
     "leetcode": None,
     "bbh": "task",
     "routerbench": "eval_name",
     "gsm8k_train": None,
-}
+})
 """Benchmark sources whose internal difficulty order trains pairs, and the field pairs must share."""
 
 

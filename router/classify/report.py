@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -19,13 +20,13 @@ from router.classify.curves import routing_curve
 from router.classify.schema import CATEGORIES
 from router.classify.scorer import to_scale
 
-FIGURES = {
+FIGURES = MappingProxyType({
     "cost_quality.png": "Quality vs strong-call share (RouteLLM-style), shipped operating point marked",
     "confusion.png": "Category confusion matrix, natural held-out split (rows: label, normalised)",
     "calibration.png": "Calibration: predicted difficulty vs the human (annotator) label, held-out split",
     "difficulty_by_source.png": "Predicted difficulty per source, held-out split (labels alongside)",
-}
-_COLOURS = {"new": "#1f77b4", "length": "#7f7f7f", "triage-local-v1": "#d62728"}
+})
+_COLOURS = MappingProxyType({"new": "#1f77b4", "length": "#7f7f7f", "triage-local-v1": "#d62728"})
 
 
 def _pyplot() -> Any:

@@ -88,7 +88,7 @@ BODIES = [
 @pytest.fixture(scope="module")
 def trained():
     table, table_arrays = small_table()
-    config = TrainConfig(max_iter=100, folds=2)
+    config = TrainConfig(max_iter=40, folds=2)
     rows = tiny_rows()
     # Benchmark-style difference rows go through the same fit (no intercept on them).
     pairs = [Pair("tiny", TEXTS[("math", 6)], TEXTS[("open_qa", 2)], 1.0), Pair("tiny", TEXTS[("code", 5)], TEXTS[("chitchat", 1)], 0.5)]
