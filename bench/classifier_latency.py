@@ -1,11 +1,13 @@
-"""Local classifier latency against its budget: median <= 0.08 ms for a ~50-word prompt of mostly distinct
+"""Local classifier latency against its budget: median <= 0.15 ms for a ~50-word prompt of mostly distinct
 words, <= 0.3 ms for a ~200-word prompt and <= 2 ms for a ~20k-token request, on one core.
 
-    python -m bench.classifier_latency [--runs 2000]
+    python -m bench.classifier_latency [--runs 2000] [--name triage-local-v2]
 
-Times ``LocalModel.classify`` (features + fast path) in this process, after a warm-up, with
-``time.perf_counter_ns`` around each call; reports median, p90 and p99, and the reference scikit-learn
-pipeline's ``predict_proba`` on the same input for comparison.
+Times ``classify`` (task view, features, word-table lookup and fast path) in this process, after a
+warm-up, with ``time.perf_counter_ns`` around each call; reports median, p90 and p99, and the reference
+scikit-learn path (the same features as a sparse matrix, ``predict_proba``) on the same input for
+comparison. Also times a Claude Code-shaped request (20k-character system prompt, 18 tools): the harness is
+recognised and skipped, so it costs about what its ask does.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-BUDGET_MS = {"prompt_50_words": 0.08, "prompt_200_words": 0.3, "request_20k_tokens": 2.0}
+BUDGET_MS = {"prompt_50_words": 0.15, "prompt_200_words": 0.3, "request_20k_tokens": 2.0, "agent_request": 0.3}
 # A realistic prompt: the cost follows distinct words, and the 200-word one below repeats a 30-word cycle.
 PROMPT_50_WORDS = (
     "Write a Python function that parses an ISO-8601 timestamp with an optional timezone offset and returns a "
@@ -37,7 +39,10 @@ def inputs() -> dict[str, dict]:
     for i in range(10):
         messages.append({"role": "user" if i % 2 == 0 else "assistant", "content": turn})
     messages.append({"role": "user", "content": "Now combine all of the above into one plan."})
+    from tests.classify.agent_requests import HARD_ASK, agent_request
+
     return {
+        "agent_request": agent_request(HARD_ASK),
         "prompt_50_words": {"messages": [{"role": "user", "content": PROMPT_50_WORDS}]},
         "prompt_200_words": {"messages": [{"role": "user", "content": prompt}]},
         "request_20k_tokens": {"system": "You are a senior engineer.", "messages": messages},
@@ -68,23 +73,42 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--name", default="triage-local-v2")
     args = parser.parse_args()
 
-    from router.classify.local import load
-    from router.classify.train import featurize_matrix
-    from sklearn.linear_model import LogisticRegression
     import numpy as np
-    from router.classify.schema import CATEGORIES
+    from sklearn.linear_model import LogisticRegression
 
-    model = load(args.models)
+    from router.classify.local import load
+
+    model = load(args.models, args.name)
     reference = LogisticRegression()
-    reference.classes_ = np.array(CATEGORIES)
-    reference.coef_, reference.intercept_ = model.cat_coef, model.cat_intercept
+    if hasattr(model, "table"):  # format 2: the same coefficients as one sparse-matrix model
+        from router.classify.fit import featurize_matrix
 
-    report = {"cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+        coef = np.vstack([model.word_rows, model.dense_rows[:-1], model.embed_rows])
+        reference.classes_ = np.arange(coef.shape[1] - 1)
+        reference.coef_, reference.intercept_ = coef[:, :-1].T, model.dense_rows[-1, :-1]
+
+        def reference_call(body):
+            return reference.predict_proba(featurize_matrix([body], model.table))
+    else:
+        from router.classify.schema import CATEGORIES
+        from router.classify.train import featurize_matrix as v1_matrix
+
+        reference.classes_ = np.array(CATEGORIES)
+        reference.coef_, reference.intercept_ = model.cat_coef, model.cat_intercept
+
+        def reference_call(body):
+            return reference.predict_proba(v1_matrix([body]))
+
+    report = {
+        "model": args.name,
+        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
     for name, body in inputs().items():
         fast = summary(time_calls(model.classify, body, args.runs))
-        sk = summary(time_calls(lambda b: reference.predict_proba(featurize_matrix([b])), body, max(args.runs // 4, 50)))
+        sk = summary(time_calls(reference_call, body, max(args.runs // 4, 50)))
         report[name] = {
             "fast_path": fast,
             "budget_median_ms": BUDGET_MS[name],

@@ -27,7 +27,8 @@ import msgspec
 
 from router.classify.breaker import CircuitBreaker
 from router.classify.condense import condense
-from router.classify.schema import CATEGORIES, COMPLEXITIES, Classification
+from router.classify.schema import CATEGORIES, Classification, complexity_for
+from router.classify.scorer import to_unit
 
 log = logging.getLogger("router.triage")
 
@@ -55,28 +56,37 @@ its topic:
 - brainstorming: lists of ideas, names, options
 - chitchat: greetings and small talk with no real task
 
-complexity = the cheapest tier that does the task well:
-- low (Haiku): everyday questions, short edits, simple extraction or labelling, standard code and small \
-scripts, short creative pieces, idea lists, school-level math. Most requests are low.
-- medium (Sonnet): multi-step reasoning, non-trivial or multi-part code, subtle debugging, long or tightly \
-constrained writing, analysis weighing several factors, moderate competition math.
-- high (Opus): hard proofs and olympiad math, complex system design, hard algorithms, expert questions \
-with traps, long tasks where small errors are costly, deep multi-hop reasoning.
-Haiku is capable: do not over-assign medium or high. A short follow-up ("yes, do it") is as hard as the \
-work it approves. Long agentic contexts with many tools are rarely low.
+difficulty = how capable a model must be to answer this request WELL, as an expert user would judge it \
+(correctness, depth, every constraint met), an integer from 1 to 10. Judge the task the user asks for in \
+this turn, read with the turns before it: an agent's system prompt and tool list are its harness, not the \
+task, and do not make a request harder. A short follow-up ("yes, go ahead") is as hard as the work it \
+approves. Not the topic's prestige: explaining a famous theory is easy, a correct derivation inside it is \
+hard. Most everyday requests are 2-4; keep 8-10 for genuinely hard ones.
+- 1 trivial: greetings, thanks, a one-word fact
+- 2 very easy: a common fact or definition, a short rephrasing, a simple conversion
+- 3 easy: a standard how-to, a short email or poem, a list of ideas, a textbook function, school arithmetic
+- 4 easy-moderate: a several-paragraph explanation, a short script on a common API, a page rewritten under \
+a few constraints, a two-step word problem
+- 5 moderate: a multi-part request, a small program with several pieces, debugging a clear error, analysis \
+weighing several factors, high-school competition math
+- 6 moderately hard: subtle debugging, code that must fit a specific library or system exactly, a long \
+document under many constraints, a puzzle whose obvious answer is wrong, expert advice where errors matter
+- 7 hard: a complete non-trivial program (contest medium), system design with several components, a proof \
+of moderate difficulty, deep analysis of a pasted technical document
+- 8 very hard: contest-hard algorithms, olympiad-style math, complex architecture with failure modes
+- 9 extremely hard: hard olympiad proofs, large programs with tricky invariants, novel research problems
+- 10 at the frontier: open problems
 
-difficulty: 0 (trivial) to 1 (hardest), consistent with complexity.
 confidence: 0 to 1, how sure you are of both labels."""
 
 INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "category": {"type": "string", "enum": list(CATEGORIES)},
-        "complexity": {"type": "string", "enum": list(COMPLEXITIES)},
-        "difficulty": {"type": "number", "minimum": 0, "maximum": 1},
+        "difficulty": {"type": "integer", "minimum": 1, "maximum": 10},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
     },
-    "required": ["category", "complexity", "difficulty", "confidence"],
+    "required": ["category", "difficulty", "confidence"],
     "additionalProperties": False,
 }
 
@@ -95,6 +105,10 @@ class HaikuSettings(msgspec.Struct, frozen=True, kw_only=True):
     cache_read_multiplier: float = 0.1
     cache_write_multiplier: float = 1.25
     """Five-minute cache writes; the multipliers apply to the input price."""
+    medium_at: float = 0.4
+    high_at: float = 0.6
+    """Complexity cut-offs on the [0, 1] difficulty: the local model's (``build_triage`` passes them), so
+    both stages tier a difficulty the same way."""
 
 
 class HaikuResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,35 +135,41 @@ def make_client(base_url: str, api_key: str, deadline: float) -> anthropic.Async
 def tool_definition(input_schema: dict[str, Any] = INPUT_SCHEMA) -> dict[str, Any]:
     return {
         "name": TOOL_NAME,
-        "description": "Record the category, complexity tier, difficulty and confidence of the request.",
+        "description": "Record the category, the 1-10 difficulty and the confidence of the request.",
         "input_schema": input_schema,
         "cache_control": {"type": "ephemeral"},
     }
 
 
-def validate_tool_input(data: Any) -> Classification:
+def validate_tool_input(data: Any, medium_at: float = 0.4, high_at: float = 0.6) -> Classification:
     """The tool input as a Haiku-stage Classification, or ``MalformedAnswer``. Nothing is clamped or coerced:
-    an answer outside the schema means the model misread the task, and a repaired guess would hide it."""
+    an answer outside the schema means the model misread the task, and a repaired guess would hide it.
+
+    ``difficulty`` arrives on the rubric's 1-10 scale and is stored as the local model stores its own,
+    ``(d - 1) / 9`` in [0, 1]; complexity is that cut at ``medium_at`` / ``high_at`` (the local model's)."""
     if not isinstance(data, dict):
         raise MalformedAnswer(f"tool input is {type(data).__name__}, not an object")
     expected = set(INPUT_SCHEMA["required"])
     if set(data) != expected:
         missing, extra = sorted(expected - set(data)), sorted(set(data) - expected)
         raise MalformedAnswer(f"tool input fields: missing {missing}, unexpected {extra}")
-    category, complexity = data["category"], data["complexity"]
+    category = data["category"]
     if not isinstance(category, str) or category not in CATEGORIES:
         raise MalformedAnswer("category is not one of the categories")
-    if not isinstance(complexity, str) or complexity not in COMPLEXITIES:
-        raise MalformedAnswer("complexity is not one of low, medium, high")
-    difficulty = _unit_number(data["difficulty"], "difficulty")
+    score = data["difficulty"]
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise MalformedAnswer("difficulty is not a number")
+    if score != int(score) or not 1 <= score <= 10:
+        raise MalformedAnswer("difficulty is not an integer from 1 to 10")
+    difficulty = to_unit(float(score))
     confidence = _unit_number(data["confidence"], "confidence")
     # Haiku names one category; spreading its doubt evenly keeps scores a distribution that sums to 1.
     rest = (1.0 - confidence) / (len(CATEGORIES) - 1)
     scores = {name: (confidence if name == category else rest) for name in CATEGORIES}
     return Classification(
         category=category,
-        complexity=complexity,
-        difficulty=difficulty,
+        complexity=complexity_for(difficulty, medium_at, high_at),
+        difficulty=round(difficulty, 6),
         confidence=confidence,
         stage="haiku",
         scores=scores,
@@ -223,7 +243,7 @@ class HaikuClassifier:
             block = next((b for b in message.content if b.type == "tool_use" and b.name == TOOL_NAME), None)
             if block is None:
                 raise MalformedAnswer("no classify tool call in the answer")
-            classification = validate_tool_input(block.input)
+            classification = validate_tool_input(block.input, self.settings.medium_at, self.settings.high_at)
         except (MalformedAnswer, AttributeError, TypeError) as exc:
             # The reason's kind only: a rejected value is model output that may echo the request.
             log.info("haiku triage answer rejected (%s)", type(exc).__name__)

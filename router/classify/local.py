@@ -1,6 +1,8 @@
 """The local classifier at serving time: plain arrays, a JSON sidecar, and a fast path with no scikit-learn.
 
-Owns the artifact format (``<name>.npz`` arrays loaded with ``allow_pickle=False`` + ``<name>.json``
+``load`` reads either artifact format: 2 is the difficulty model (``scorer.ScoreModel``, triage-local-v2 and
+later), 1 the earlier category + two-tier model below (triage-local-v1, kept as the baseline it is measured
+against). Owns the artifact format (``<name>.npz`` arrays loaded with ``allow_pickle=False`` + ``<name>.json``
 metadata) and inference. Training builds the same model with scikit-learn (``train``); the fast path here
 computes exactly what scikit-learn's ``predict_proba`` would (a test holds the two equal) without its
 per-call validation.
@@ -25,7 +27,8 @@ from router.classify.schema import CATEGORIES, Classification, complexity_for
 from router.errors import ConfigError
 
 ARTIFACT_FORMAT = 1
-DEFAULT_NAME = "triage-local-v1"
+DEFAULT_NAME = "triage-local-v2"
+V1_NAME = "triage-local-v1"
 ARRAYS = ("cat_coef", "cat_intercept", "med_coef", "med_intercept", "high_coef", "high_intercept")
 
 
@@ -133,13 +136,39 @@ def save(model_dir: Path, name: str, arrays: dict[str, np.ndarray], metadata: di
     return model_dir / f"{name}.npz"
 
 
-def load(model_dir: Path, name: str = DEFAULT_NAME) -> LocalModel:
-    """Load and check an artifact. A mismatch with this code's features or labels fails loudly."""
+def save_v2(model_dir: Path, name: str, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> Path:
+    """Write a format-2 artifact: float32 coefficients, the word table as trained (float16 vectors)."""
+    from router.classify import scorer
+
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    stored = {
+        key: np.asarray(arrays[key], dtype=np.float16 if key == "vocab_vectors" else None)
+        for key in scorer.ARRAYS
+    }
+    for key in ("word_rows", "dense_rows", "embed_rows", "vocab_tokens", "calib_x", "calib_y"):
+        stored[key] = stored[key].astype(np.float32)
+    stored["vocab_hashes"] = stored["vocab_hashes"].astype(np.uint32)
+    np.savez_compressed(model_dir / f"{name}.npz", **stored)
+    meta = {
+        **metadata,
+        "artifact_format": scorer.ARTIFACT_FORMAT,
+        "arrays": {k: list(v.shape) for k, v in stored.items()},
+    }
+    (model_dir / f"{name}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return model_dir / f"{name}.npz"
+
+
+def load(model_dir: Path, name: str = DEFAULT_NAME) -> Any:
+    """Load and check an artifact (``LocalModel`` for format 1, ``scorer.ScoreModel`` for format 2). A
+    mismatch with this code's features or labels fails loudly; nothing is ever unpickled."""
     meta_path = Path(model_dir) / f"{name}.json"
     try:
         metadata = json.loads(meta_path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{meta_path}: cannot read the classifier metadata: {exc}") from None
+    if metadata.get("artifact_format") == 2:
+        return _load_v2(Path(model_dir), name, meta_path, metadata)
     problems = []
     if metadata.get("artifact_format") != ARTIFACT_FORMAT:
         problems.append(f"artifact_format {metadata.get('artifact_format')} != {ARTIFACT_FORMAT}")
@@ -163,3 +192,26 @@ def load(model_dir: Path, name: str = DEFAULT_NAME) -> LocalModel:
         if arrays[key].shape != shape:
             raise ConfigError(f"{meta_path}: array {key} has shape {arrays[key].shape}, expected {shape}")
     return LocalModel(arrays, metadata)
+
+
+def _load_v2(model_dir: Path, name: str, meta_path: Path, metadata: dict[str, Any]) -> Any:
+    from router.classify import scorer, signals
+
+    problems = []
+    if metadata.get("feature_version") != signals.FEATURE_VERSION:
+        problems.append(f"feature_version {metadata.get('feature_version')} != {signals.FEATURE_VERSION} (retrain)")
+    if tuple(metadata.get("categories", ())) != CATEGORIES:
+        problems.append("label set differs from this code's CATEGORIES")
+    if tuple(metadata.get("dense_names", ())) != signals.DENSE_NAMES:
+        problems.append("dense feature names differ from this code's")
+    if problems:
+        raise ConfigError(f"{meta_path}: model does not match this router: " + "; ".join(problems))
+    try:
+        with np.load(model_dir / f"{name}.npz", allow_pickle=False) as data:
+            arrays = {key: data[key] for key in scorer.ARRAYS}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{model_dir / name}.npz: cannot read the classifier arrays: {exc}") from None
+    for key, shape in scorer.expected_shapes(arrays).items():
+        if arrays[key].shape != shape:
+            raise ConfigError(f"{meta_path}: array {key} has shape {arrays[key].shape}, expected {shape}")
+    return scorer.ScoreModel(arrays, metadata)

@@ -16,7 +16,7 @@ from typing import Any
 
 from router.classify.cascade import Cascade, CascadeResult
 from router.classify.config import ClassifierPolicy
-from router.classify.local import LocalModel, load
+from router.classify.local import load
 from router.settings import Settings
 
 log = logging.getLogger("router.triage")
@@ -44,7 +44,7 @@ class LearningSink:
 
 
 class Triage:
-    def __init__(self, policy: ClassifierPolicy, local: LocalModel, cascade: Cascade, sink: LearningSink | None):
+    def __init__(self, policy: ClassifierPolicy, local: Any, cascade: Cascade, sink: LearningSink | None):
         self.policy = policy
         self.local = local
         self.cascade = cascade
@@ -78,8 +78,13 @@ async def build_triage(
     if policy.haiku.enabled:
         key = settings.upstream_key.reveal() if settings.upstream_key is not None else "no-key"
         client = make_client(upstream_url or settings.upstream_url, key, policy.haiku.deadline_seconds)
+        # Haiku's 1-10 difficulty is tiered at the local model's cut-offs: one scale, one set of cuts.
         haiku_settings = HaikuSettings(
-            model=policy.haiku.model, deadline_s=policy.haiku.deadline_seconds, max_tokens=policy.haiku.max_tokens
+            model=policy.haiku.model,
+            deadline_s=policy.haiku.deadline_seconds,
+            max_tokens=policy.haiku.max_tokens,
+            medium_at=local.medium_at,
+            high_at=local.high_at,
         )
         breaker = CircuitBreaker(failure_threshold=haiku_settings.failure_threshold, cooloff_s=haiku_settings.cooloff_s)
         haiku = HaikuClassifier(client, haiku_settings, breaker)

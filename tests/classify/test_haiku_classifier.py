@@ -18,6 +18,7 @@ from router.classify.breaker import CircuitBreaker
 from router.classify.condense import condense
 from router.classify.haiku import (
     INPUT_SCHEMA,
+    SYSTEM_PROMPT,
     TOOL_NAME,
     HaikuClassifier,
     HaikuSettings,
@@ -164,14 +165,26 @@ def test_breaker_probe_lease_lapses_when_the_probe_never_reports():
 
 # --- validation -----------------------------------------------------------------------------------
 
-GOOD = {"category": "math", "complexity": "high", "difficulty": 0.8, "confidence": 0.9}
+GOOD = {"category": "math", "difficulty": 8, "confidence": 0.9}
 
 
 def test_validate_accepts_a_good_answer():
     c = validate_tool_input(GOOD)
-    assert (c.category, c.complexity, c.difficulty, c.confidence, c.stage) == ("math", "high", 0.8, 0.9, "haiku")
+    # The 1-10 rubric score is stored on the local model's [0, 1] scale and tiered at its cut-offs.
+    assert (c.category, c.difficulty, c.confidence, c.stage) == ("math", round(7 / 9, 6), 0.9, "haiku")
+    assert c.complexity == "high"
     assert c.scores["math"] == 0.9 and abs(sum(c.scores.values()) - 1.0) < 1e-9
-    assert validate_tool_input({**GOOD, "difficulty": 1, "confidence": 0}).difficulty == 1.0
+    assert validate_tool_input({**GOOD, "difficulty": 1, "confidence": 0}).difficulty == 0.0
+    assert validate_tool_input({**GOOD, "difficulty": 10}).difficulty == 1.0
+    assert validate_tool_input({**GOOD, "difficulty": 4}, medium_at=0.3, high_at=0.6).complexity == "medium"
+    assert validate_tool_input({**GOOD, "difficulty": 3.0}, medium_at=0.3, high_at=0.6).complexity == "low"
+
+
+def test_tool_schema_carries_the_anchored_scale():
+    assert INPUT_SCHEMA["properties"]["difficulty"] == {"type": "integer", "minimum": 1, "maximum": 10}
+    assert "complexity" not in INPUT_SCHEMA["properties"]
+    for anchor in ("1 trivial", "5 moderate", "10 at the frontier", "harness"):
+        assert anchor in SYSTEM_PROMPT
 
 
 @pytest.mark.parametrize(
@@ -181,14 +194,16 @@ def test_validate_accepts_a_good_answer():
         ["math"],
         {k: v for k, v in GOOD.items() if k != "confidence"},
         {**GOOD, "extra": 1},
+        {**GOOD, "complexity": "high"},
         {**GOOD, "category": "poetry"},
         {**GOOD, "category": 3},
-        {**GOOD, "complexity": "extreme"},
-        {**GOOD, "complexity": "LOW"},
-        {**GOOD, "difficulty": 1.7},
-        {**GOOD, "difficulty": -0.1},
-        {**GOOD, "difficulty": "0.5"},
+        {**GOOD, "difficulty": 0},
+        {**GOOD, "difficulty": 11},
+        {**GOOD, "difficulty": 4.5},
+        {**GOOD, "difficulty": 0.8},
+        {**GOOD, "difficulty": "5"},
         {**GOOD, "difficulty": True},
+        {**GOOD, "difficulty": float("nan")},
         {**GOOD, "confidence": float("nan")},
         {**GOOD, "confidence": None},
     ],
@@ -251,7 +266,7 @@ def test_upstream_errors_are_outcome_error_with_no_sdk_retry(sim, fault):
     "field, schema",
     [
         ("category", {"type": "string"}),  # the sim fills free text, not a category
-        ("difficulty", {"type": "number", "minimum": 1.5, "maximum": 2}),  # out of range
+        ("difficulty", {"type": "number", "minimum": 11, "maximum": 12}),  # out of range
     ],
 )
 def test_answer_outside_the_contract_is_malformed(sim, field, schema):

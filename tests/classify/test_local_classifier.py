@@ -18,12 +18,12 @@ from sklearn.linear_model import LogisticRegression
 from router.classify.dataset import Row
 from router.classify import features
 from router.classify.features import N_FEATURES, featurize, prompt_body
-from router.classify.local import DEFAULT_NAME, LocalModel, _round6, load, save
+from router.classify.local import V1_NAME as DEFAULT_NAME, LocalModel, _round6, load, save
 from router.classify.schema import CATEGORIES
 from router.classify.train import TrainConfig, export_arrays, featurize_matrix, fit
 from router.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 
 WORDS = {
@@ -114,7 +114,7 @@ def test_saved_artifact_round_trips_within_float32(trained, tmp_path):
 
 
 def test_shipped_model_equals_sklearn_rebuilt_from_its_arrays():
-    model = load(MODELS)
+    model = load(MODELS, DEFAULT_NAME)
     lr = LogisticRegression()
     lr.classes_ = np.array(CATEGORIES)
     lr.coef_ = model.cat_coef
@@ -133,12 +133,12 @@ def test_mismatched_artifact_fails_loudly(tmp_path):
     meta["feature_version"] = 999
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match="feature_version 999"):
-        load(tmp_path)
+        load(tmp_path, DEFAULT_NAME)
     meta["feature_version"] = 1
     meta["categories"] = meta["categories"][::-1]
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match="label set"):
-        load(tmp_path)
+        load(tmp_path, DEFAULT_NAME)
 
 
 def test_artifact_is_never_unpickled(tmp_path):
@@ -150,7 +150,7 @@ def test_artifact_is_never_unpickled(tmp_path):
     arrays["cat_coef"] = np.array([{"evil": 1}], dtype=object)
     np.savez(tmp_path / f"{DEFAULT_NAME}.npz", **arrays)
     with pytest.raises(ValueError, match="pickle"):
-        load(tmp_path)
+        load(tmp_path, DEFAULT_NAME)
 
 
 LONG_DESIGN = (
@@ -173,7 +173,7 @@ def conversation(last: str) -> dict:
 
 
 def test_short_follow_up_keeps_its_conversation_weight():
-    model = load(MODELS)
+    model = load(MODELS, DEFAULT_NAME)
     alone = model.classify(prompt_body("yes, go ahead"))
     opener = model.classify(prompt_body(LONG_DESIGN))
     follow_up = model.classify(conversation("yes, go ahead"))
@@ -404,7 +404,7 @@ def test_rounding_is_round_to_six_places_to_the_bit():
 
 def test_classify_reports_the_probabilities_rounded(trained):
     *_, model = trained
-    shipped = load(MODELS)
+    shipped = load(MODELS, DEFAULT_NAME)
     for m in (model, shipped):
         for body in BODIES + list(GOLDEN_BODIES.values()):
             probs, p_med, p_high = m.probabilities(body)

@@ -15,7 +15,7 @@ import pytest
 from router.classify.cascade import Cascade, CascadeResult
 from router.classify.haiku import HaikuClassifier, HaikuSettings, make_client
 from router.classify.schema import CATEGORIES, Classification
-from tests.test_haiku_classifier import messages_seen
+from tests.classify.test_haiku_classifier import messages_seen
 
 THRESHOLD = 0.6
 BODY = {"model": "auto", "max_tokens": 256, "messages": [{"role": "user", "content": "Prove the four colour theorem."}]}

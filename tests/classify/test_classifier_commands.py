@@ -3,9 +3,10 @@ and eval, as real processes; and the learning sink recording what Haiku labelled
 
 from __future__ import annotations
 
-import gzip
+import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,47 +78,78 @@ def test_calibrate_picks_the_quantile_for_the_target_share():
 
 
 def small_data_dir(tmp_path: Path) -> Path:
-    """A few hundred rows of the shared combined table, so a full train/eval run takes seconds."""
-    rows_by_source: dict[str, list[str]] = {}
-    with gzip.open(SHARED_DATA / "combined" / "router_prompts_v0.jsonl.gz", "rt") as handle:
-        for line in handle:
-            source = json.loads(line)["source"]
-            bucket = rows_by_source.setdefault(source, [])
-            if len(bucket) < 40:
-                bucket.append(line)
+    """A few hundred rows of the shared data (natural_v2 and the weak/strong sets), so a full train/eval run
+    takes seconds."""
     target = tmp_path / "data"
-    (target / "combined").mkdir(parents=True)
-    with gzip.open(target / "combined" / "router_prompts_v0.jsonl.gz", "wt") as handle:
-        for lines in rows_by_source.values():
-            handle.writelines(lines)
+    (target / "labeled_natural_v2").mkdir(parents=True)
+    per_source: dict[str, int] = {}
+    with (SHARED_DATA / "labeled_natural_v2" / "natural_v2.jsonl").open() as src, (
+        target / "labeled_natural_v2" / "natural_v2.jsonl"
+    ).open("w") as out:
+        for line in src:
+            source = json.loads(line)["source"]
+            per_source[source] = per_source.get(source, 0) + 1
+            if per_source[source] <= 50:
+                out.write(line)
+    (target / "routellm_evals").mkdir()
+    with (SHARED_DATA / "routellm_evals" / "gsm8k__gsm8k_responses.csv").open(newline="") as src:
+        rows = list(csv.reader(src))[:81]
+    with (target / "routellm_evals" / "gsm8k__gsm8k_responses.csv").open("w", newline="") as out:
+        csv.writer(out).writerows(rows)
+    (target / "alpaca_eval").mkdir()
+    with (SHARED_DATA / "alpaca_eval" / "alpaca_eval2_pref_vs_gpt4turbo_matrix.csv").open(newline="") as src:
+        rows = list(csv.reader(src))[:101]
+    with (target / "alpaca_eval" / "alpaca_eval2_pref_vs_gpt4turbo_matrix.csv").open("w", newline="") as out:
+        csv.writer(out).writerows(rows)
+    shutil.copy(SHARED_DATA / "alpaca_eval" / "alpaca_eval_805_prompts.jsonl", target / "alpaca_eval")
     return target
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
-def test_train_with_extra_then_eval_reports_agreement(tmp_path):
+def test_train_with_extra_then_eval_writes_the_report(tmp_path):
     data = small_data_dir(tmp_path)
     extra = tmp_path / "sink.jsonl"
     with extra.open("w") as handle:
         for i in range(20):
             body = {"messages": [{"role": "user", "content": f"Please draft a limerick number {i} about a cat"}]}
-            handle.write(json.dumps({"body": body, "category": "creative_writing", "complexity": "low"}) + "\n")
+            handle.write(json.dumps({"body": body, "category": "creative_writing", "complexity": "low", "difficulty": 0.2}) + "\n")
     models = tmp_path / "models"
-    first = run_router("train", "--data", str(data), "--out", str(models))
-    assert first.returncode == 0, first.stderr
-    second = run_router("train", "--data", str(data), "--out", str(models), "--extra", str(extra))
-    assert second.returncode == 0, second.stderr
-    report = json.loads(second.stdout)
-    assert report["haiku_agreement_before"]["rows"] == report["haiku_agreement_after"]["rows"] == 4
-    assert report["haiku_agreement_after"]["category_agreement"] >= report["haiku_agreement_before"]["category_agreement"]
-    meta = json.loads((models / "triage-local-v1.json").read_text())
-    assert meta["training_data"]["rows_by_source"]["haiku_labelled"] == 16
-    assert len(meta["training_data"]["combined_sha256"]) == 64
+    trained = run_router(
+        "train", "--data", str(data), "--out", str(models), "--extra", str(extra), "--no-curves", "--max-iter", "25",
+        "--bootstrap", "50",
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "natural held-out split" in trained.stdout
+    meta = json.loads((models / "triage-local-v2.json").read_text())
+    assert meta["artifact_format"] == 2 and meta["training_data"]["rows_by_source"]["haiku_labelled"] == 20
+    assert "alpaca_eval" not in meta["training_data"]["rows_by_source"]
+    assert len(meta["training_data"]["labeled_natural_v2_sha256"]) == 64
     assert set(meta["versions"]) == {"python", "numpy", "scikit-learn"}
-    assert "natural_holdout" in meta["evaluation"] and "benchmark_holdout" in meta["evaluation"]
-    evaluation = run_router("eval", "--data", str(data), "--models", str(models), "--extra", str(extra))
+    assert meta["embedding"]["licence"].startswith("wordllama")
+    held = meta["evaluation"]["natural_holdout"]
+    assert {"length", "new"} <= set(held["models"]) and "spearman" in held["margins"]["length"]
+
+    report_dir = tmp_path / "report"
+    evaluation = run_router(
+        "eval", "--data", str(data), "--models", str(models), "--report", str(report_dir), "--extra", str(extra),
+        "--bootstrap", "50",
+    )
     assert evaluation.returncode == 0, evaluation.stderr
-    assert "natural_holdout: rows=" in evaluation.stdout
+    assert "natural held-out split" in evaluation.stdout and "APGR" in evaluation.stdout
     assert "agreement with Haiku labels" in evaluation.stdout
+    page = (report_dir / "index.html").read_text()
+    for figure in ("cost_quality.png", "confusion.png", "calibration.png", "difficulty_by_source.png"):
+        path = report_dir / figure
+        assert path.exists() and path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG", figure
+        assert figure in page
+    assert page.count("data:image/png;base64,") == 4, "the page carries its figures"
+
+    calibrated = run_router("calibrate", "--data", str(data), "--models", str(models))
+    assert calibrated.returncode == 0, calibrated.stderr
+    point = json.loads(calibrated.stdout)
+    shares = point["natural_training_rows"]["tier_shares"]
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    assert 0.0 < point["natural_training_rows"]["cost_cut_vs_always_opus"] < 0.8
 
 
 def test_learning_sink_records_what_haiku_labelled(make_router, sim, tmp_path):
