@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from router.gateway.usage import of_json as usage_of_json
 from router.tenancy.admission import admit, settle, tenant_of
+from router.tenancy.state import Reservation
 from router.classify.schema import Classification
 from router.gateway.dispatch import attempt_json
 from router.errors import ClientFacingError
@@ -74,7 +75,8 @@ async def _forward(
     parsed = parse_request(request.body, require_messages=True)
     estimated = len(parsed.raw) // 4
     # count_tokens is free and rate-limited separately upstream: no tenant limits or budget there.
-    downgrade = admit(svc.tenancy, who, estimated) if messages else None
+    reservation = await admit(svc.tenancy, who, estimated, policy, parsed.view.max_tokens) if messages else None
+    downgrade = reservation.downgrade if reservation is not None else None
     classification = None
     if messages and parsed.view.model == AUTO:
         triage_started = svc.clock()
@@ -83,12 +85,12 @@ async def _forward(
         classification = triage.classification
     facts = request_facts(parsed, request.headers, who.name, classification)
     now = svc.clock()
-    cooling = svc.cooldowns.active(now)
     conversation = conversation_key(parsed.body, who.name) if messages else None
+    cooling, remembered = await svc.routing_state(conversation, now)
     try:
-        decision = plan(facts, policy, cooling, now, who.tenant, downgrade, svc.sticky.get(conversation))
+        decision = plan(facts, policy, cooling, now, who.tenant, downgrade, remembered)
     except ClientFacingError:
-        _settle(svc, who, estimated, {}, 0.0)
+        _settle(svc, who, reservation, {}, 0.0)
         raise
     out = Outbound(
         svc.upstream,
@@ -112,11 +114,11 @@ async def _forward(
         outcome = "client_error" if result.final is not None and result.final.status < 500 else "upstream_error"
         record_request(metrics, decision, outcome, svc.clock() - started, bool(streamed))
         _log(decision, result, parsed, started, svc, outcome, extra={"tenant": who.name})
-        _settle(svc, who, estimated, {}, 0.0)
+        _settle(svc, who, reservation, {}, 0.0)
         return failure_reply(decision, result, svc.clock(), cooling), False
     answered = result.target.model if result.target else None
     if sticky and answered:
-        svc.sticky.remember(conversation, answered)
+        svc.remember_route(conversation, decision, answered, remembered)
 
     if streamed:
         opened = result.success
@@ -128,7 +130,7 @@ async def _forward(
                 metrics.ttft.labels(decision.tier or "none").observe(stats.first_content_at - started)
             usage = stats.usage
             usd = record_usage(metrics, policy, answered, usage)
-            _settle(svc, who, estimated, usage, usd)
+            _settle(svc, who, reservation, usage, usd)
             _log(decision, result, parsed, started, svc, outcome, stats, _usage_fields(who.name, request_id, usage, usd))
             metrics.in_flight.dec()
 
@@ -139,7 +141,7 @@ async def _forward(
     # The answer goes out first; its accounting runs once it is written (``router.server.asgi.send_reply``).
     reply = result.success
     headers = {**reply.headers, **router_headers(decision, result), **extra}
-    account = partial(_account, svc, policy, decision, result, parsed, started, who, estimated, reply, messages)
+    account = partial(_account, svc, policy, decision, result, parsed, started, who, reservation, reply, messages)
     answer = json_reply(reply.status, headers, reply.body)
     answer.after = account
     return answer, False
@@ -153,7 +155,7 @@ def _account(
     parsed: ParsedRequest,
     started: float,
     who: TenantView,
-    estimated: int,
+    reservation: Reservation | None,
     reply: Reply,
     messages: bool,
 ) -> None:
@@ -162,15 +164,15 @@ def _account(
     answered = result.target.model if result.target else None
     usage = usage_of_json(reply.body) if messages else {}
     usd = record_usage(metrics, policy, answered, usage)
-    _settle(svc, who, estimated, usage, usd)
+    _settle(svc, who, reservation, usage, usd)
     record_request(metrics, decision, "ok", svc.clock() - started, False)
     fields = _usage_fields(who.name, reply.headers.get("request-id"), usage, usd)
     _log(decision, result, parsed, started, svc, "ok", extra=fields)
 
 
-def _settle(svc: Services, who: TenantView, estimated: int, usage: dict[str, int], usd: float) -> None:
+def _settle(svc: Services, who: TenantView, reservation: Reservation | None, usage: dict[str, int], usd: float) -> None:
     """Correct the tenant's token bucket and book the cost on its budget and its spend metric."""
-    settle(svc.tenancy, who, estimated, usage, usd)
+    settle(svc.tenancy, reservation, usage, usd)
     if usd and who.tenant is not None:
         svc.metrics.tenant_spend.labels(who.name).inc(usd)
 
