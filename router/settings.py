@@ -60,7 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shared by every replica and worker (env ROUTER_STATE_URL). None: the ``memory`` backend."""
     state_password: Secret | None = None
     """Redis password when it is not in the URL (env ROUTER_STATE_PASSWORD, e.g. from a Kubernetes Secret)."""
-    state_timeout: float = 0.25
+    state_timeout: float = 0.5
     """Seconds any one Redis call may take (connect included) before the router falls back to local state."""
     ledger_path: Path | None = None
     """``memory`` backend: the SQLite file that keeps the month's spend across restarts (env ROUTER_LEDGER_PATH;

@@ -43,11 +43,10 @@ class StateHealth:
             self._on_degraded(True)
             # The error's text only (a connection error names host and port, never the password).
             log.warning(
-                "state backend %s unavailable (%s: %s): DEGRADED -- cooldowns, sticky routes, rate limits "
+                "state backend %s unavailable (%s): DEGRADED -- cooldowns, sticky routes, rate limits "
                 "and budgets use local state until it answers again",
                 self.backend,
-                operation,
-                type(error).__name__,
+                error,
             )
 
     def recovered(self) -> None:

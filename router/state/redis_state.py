@@ -194,16 +194,20 @@ class RedisState:
 
     def __init__(self, url: str, timeout: float, password: str | None = None, max_connections: int = 64) -> None:
         # Retries off: a dead Redis must cost one timeout, not three, and the caller has a fallback anyway.
-        self.client: aioredis.Redis = aioredis.from_url(
+        # A blocking pool: a burst past ``max_connections`` waits (up to the timeout) for a free connection
+        # instead of failing at once.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
             password=password,
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             max_connections=max_connections,
+            timeout=timeout,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
+        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._admit = self.client.register_script(_ADMIT)
         self._settle = self.client.register_script(_SETTLE)
         self._mark = self.client.register_script(_MARK)
@@ -216,7 +220,8 @@ class RedisState:
         try:
             return await coro
         except (RedisError, OSError, TimeoutError) as exc:
-            raise StateBackendError(operation, type(exc).__name__) from None
+            # Redis' own messages name host, port and command, never the password.
+            raise StateBackendError(operation, f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
     async def ping(self) -> None:
         await self._call("ping", self.client.ping())

@@ -256,7 +256,10 @@ class Tenancy:
         if self.file is not None:
             await self.flush()
         if self.remote is not None and self.health.usable and self.ledger.tenants():
-            await self.reconcile()
+            try:
+                await self.reconcile()
+            except StateBackendError as exc:
+                log.error("spend booked during a state backend outage could not be handed over on shutdown: %s", exc)
 
     async def flush(self) -> None:
         assert self.file is not None
