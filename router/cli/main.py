@@ -40,6 +40,28 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--drain-seconds", type=float, default=None, help="on SIGTERM, time for in-flight requests to finish (30)"
     )
+    # Shared state and scale-out (issue 14; README "State and scale-out").
+    p.add_argument(
+        "--state-url", default=None,
+        help="redis://[:password@]host:port/db or rediss:// (TLS): state shared by replicas and workers "
+        "(env ROUTER_STATE_URL; default: in-process memory)",
+    )
+    p.add_argument(
+        "--ledger-path", type=Path, default=None,
+        help="memory backend: SQLite file keeping the month's spend (env ROUTER_LEDGER_PATH; router-ledger.sqlite3)",
+    )
+    p.add_argument("--workers", type=int, default=None, help="worker processes on the one port (1; >1 needs --state-url)")
+    p.add_argument(
+        "--state-replicas", type=int, default=None,
+        help="processes sharing the limits, for the local fallback while Redis is down (env ROUTER_STATE_REPLICAS; 1)",
+    )
+    p.add_argument(
+        "--budget-enforcement", choices=("open", "strict"), default=None,
+        help="budgets while Redis is down: open (local ledger, reconciled) or strict (refuse) (env ROUTER_BUDGET_ENFORCEMENT)",
+    )
+    p.add_argument(
+        "--max-cooldown-seconds", type=float, default=None, help="longest cooldown after a 429/529, whatever retry-after says (300)"
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -62,6 +84,12 @@ def _serve(args: argparse.Namespace) -> int:
         stream_idle_timeout=args.stream_idle_timeout,
         log_level=args.log_level,
         drain_seconds=args.drain_seconds,
+        state_url=args.state_url,
+        ledger_path=args.ledger_path,
+        workers=args.workers,
+        state_replicas=args.state_replicas,
+        budget_enforcement=args.budget_enforcement,
+        max_cooldown_seconds=args.max_cooldown_seconds,
     )
     configure_logging(settings.log_level)
     try:
@@ -72,6 +100,19 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 2
+    if settings.workers > 1:
+        from router.server.workers import run_workers
+
+        if settings.state_url is None:
+            print(
+                f"router: --workers {settings.workers} needs shared state: with the in-process memory backend every "
+                "worker would keep its own limits, budgets and cooldowns (each tenant could spend its budget once per "
+                "worker). Pass --state-url redis://HOST:PORT/DB (or set ROUTER_STATE_URL), or run one worker per "
+                "process and scale with replicas",
+                file=sys.stderr,
+            )
+            return 2
+        return run_workers(settings)
     config = uvicorn_config(settings)
     DrainingServer(config).run()
     return 0

@@ -112,9 +112,11 @@ async def _state_backend(settings: Settings) -> AsyncIterator[Callable[..., Awai
     built: list[Services] = []
 
     async def services_for(*args: Any) -> Services:
-        built.append(Services(settings, *args, shared=shared, metrics=metrics))
-        await built[-1].tenancy.start()  # loads the month's spend before the first request
-        return built[-1]
+        services = Services(settings, *args, shared=shared, metrics=metrics)
+        built.append(services)
+        budgeted = lambda: [n for n, t in services.store.current.tenants.tenants.items() if t.budget]  # noqa: E731
+        await services.tenancy.start(budgeted)  # loads the month's spend before the first request
+        return services
 
     try:
         yield services_for

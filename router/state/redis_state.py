@@ -223,6 +223,13 @@ class RedisState:
             # Redis' own messages name host, port and command, never the password.
             raise StateBackendError(operation, f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
+    async def reset(self) -> None:
+        """Drop every pooled connection: after an outage they are dead sockets the pool would hand out."""
+        try:
+            await self.client.connection_pool.disconnect()
+        except (RedisError, OSError):
+            pass
+
     async def ping(self) -> None:
         await self._call("ping", self.client.ping())
 
@@ -260,6 +267,13 @@ class RedisState:
 
     async def spent(self, tenant: str, month: str) -> float:
         return float(await self._call("spent", self.client.get(_ledger_keys(tenant, month)[0])) or 0.0)
+
+    async def spent_many(self, tenants: list[str], month: str) -> dict[str, float]:
+        """Month-to-date spend of several tenants in one round trip (MGET; cluster users: one slot each)."""
+        if not tenants:
+            return {}
+        values = await self._call("spent", self.client.mget([_ledger_keys(t, month)[0] for t in tenants]))
+        return {t: float(v or 0.0) for t, v in zip(tenants, values, strict=True)}
 
     async def routing(self, sticky_key: str | None, sticky_ttl_ms: int) -> tuple[dict[str, str], str | None]:
         """The cooldown table and this conversation's sticky model (TTL refreshed), in one round trip."""

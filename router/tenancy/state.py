@@ -20,6 +20,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -95,6 +96,7 @@ class Tenancy:
         self._seen: dict[str, float] = {}
         """Redis backend: each tenant's month-to-date spend as Redis last reported it."""
         self._tasks: list[asyncio.Task[None]] = []
+        self._budgeted: Callable[[], list[str]] = list
 
     # --- policy-derived -------------------------------------------------------------------------------
 
@@ -230,9 +232,11 @@ class Tenancy:
 
     # --- lifetime -------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, budgeted: Callable[[], list[str]] = list) -> None:
         """Memory backend: load the month's spend from the SQLite file and flush it every second.
-        Redis backend: check the connection and watch for its return while degraded."""
+        Redis backend: check the connection, read the ``budgeted`` tenants' spend every second (for the
+        budget gauge), and watch for Redis' return while degraded."""
+        self._budgeted = budgeted
         if self.file is not None:
             month = self.ledger.month
             self.ledger.load(month, await asyncio.to_thread(self.file.load, month))
@@ -240,6 +244,7 @@ class Tenancy:
         if self.remote is not None:
             try:
                 await self.remote.ping()
+                await self._refresh()
             except StateBackendError as exc:
                 self.health.failed(exc.operation, exc)
             self._tasks.append(asyncio.create_task(self._probe_loop()))
@@ -281,13 +286,22 @@ class Tenancy:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             if not self.health.degraded:
+                try:
+                    await self._refresh()
+                except StateBackendError as exc:
+                    self.health.failed(exc.operation, exc)
                 continue
             try:
+                await self.remote.reset()
                 await self.remote.ping()
                 await self.reconcile()
             except StateBackendError:
                 continue
             self.health.recovered()
+
+    async def _refresh(self) -> None:
+        assert self.remote is not None
+        self._seen.update(await self.remote.spent_many(self._budgeted(), month_key(time.time())))
 
     async def reconcile(self) -> None:
         """Hand the spend booked locally during an outage to the shared ledger (each tenant once)."""
