@@ -97,6 +97,7 @@ class Tenancy:
         """Redis backend: each tenant's month-to-date spend as Redis last reported it."""
         self._tasks: list[asyncio.Task[None]] = []
         self._budgeted: Callable[[], list[str]] = list
+        self._flush_failing = False
 
     # --- policy-derived -------------------------------------------------------------------------------
 
@@ -272,9 +273,15 @@ class Tenancy:
         if totals:
             try:
                 await asyncio.to_thread(self.file.save, month, totals)
-            except Exception as exc:  # noqa: BLE001 -- a full disk must not stop the router; say so
-                log.error("could not write the spend ledger to %s: %s", self.file.path, type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 -- a full disk must not stop the router; say so (once)
+                if not self._flush_failing:
+                    log.error("could not write the spend ledger to %s: %s (retrying every second)", self.file.path, exc)
+                self._flush_failing = True
                 self.ledger.mark_dirty(totals)
+            else:
+                if self._flush_failing:
+                    log.warning("spend ledger written to %s again", self.file.path)
+                self._flush_failing = False
 
     async def _flush_loop(self) -> None:
         while True:

@@ -113,7 +113,7 @@ def test_a_stale_success_does_not_clear_a_newer_cooldown():
 
 def test_cooldowns_are_capped_whatever_retry_after_says():
     clock = Clock()
-    dispatcher = Dispatcher(Cooldowns(max_seconds=300.0), clock, clock.sleep)
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)  # max_cooldown_seconds defaults to 300
     attempt, _ = scripted({"claude-opus-4-8": [limited("claude-opus-4-8", 86400)], "claude-sonnet-4-6": ["ok"]})
     run(dispatcher, attempt)
     assert dispatcher.cooldowns.get("claude-opus-4-8").until == 100.0 + 300.0
