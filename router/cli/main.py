@@ -92,6 +92,18 @@ def _serve(args: argparse.Namespace) -> int:
         max_cooldown_seconds=args.max_cooldown_seconds,
     )
     configure_logging(settings.log_level)
+    if settings.workers > 1 and settings.state_url is None:
+        print(
+            f"router: --workers {settings.workers} needs shared state: with the in-process memory backend every "
+            "worker would keep its own limits, budgets and cooldowns (each tenant could spend its budget once per "
+            "worker). Pass --state-url redis://HOST:PORT/DB (or set ROUTER_STATE_URL), or run one worker per "
+            "process and scale with replicas",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.budget_enforcement not in ("open", "strict") or settings.workers < 1 or settings.state_replicas < 1:
+        print("router: budget enforcement must be 'open' or 'strict'; workers and state replicas at least 1", file=sys.stderr)
+        return 2
     try:
         # Fail before binding the port, with the file's own message.
         policy = load_policy(settings.policies_dir)
@@ -103,15 +115,6 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         from router.server.workers import run_workers
 
-        if settings.state_url is None:
-            print(
-                f"router: --workers {settings.workers} needs shared state: with the in-process memory backend every "
-                "worker would keep its own limits, budgets and cooldowns (each tenant could spend its budget once per "
-                "worker). Pass --state-url redis://HOST:PORT/DB (or set ROUTER_STATE_URL), or run one worker per "
-                "process and scale with replicas",
-                file=sys.stderr,
-            )
-            return 2
         return run_workers(settings)
     config = uvicorn_config(settings)
     DrainingServer(config).run()

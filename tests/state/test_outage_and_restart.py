@@ -98,7 +98,9 @@ def _policies(tmp_path: Path) -> Path:
     return target
 
 
-def _spend_then_sigkill_then_restart(sim, tmp_path: Path, *args: str) -> tuple[float, float]:
+def _spend_then_sigkill_then_restart(sim, tmp_path: Path, make_router, *args: str, **restart) -> tuple[float, float]:
+    """Spend through a ``router serve`` process, SIGKILL it, then read the spend from a new router (in-process:
+    it is the state that must survive, and one process start fewer keeps the test short)."""
     policies = _policies(tmp_path)
     first = Serve(policies, sim.url, *args)
     try:
@@ -107,19 +109,19 @@ def _spend_then_sigkill_then_restart(sim, tmp_path: Path, *args: str) -> tuple[f
         before = spent(first.url)
     finally:
         first.kill(signal.SIGKILL)
-    second = Serve(policies, sim.url, *args)
-    try:
-        return before, spent(second.url)
-    finally:
-        second.kill(signal.SIGTERM)
+    second = make_router(files={"tenants.yaml": tenants_yaml(BUDGET)}, **restart)
+    return before, spent(second.url)
 
 
-def test_memory_backend_keeps_the_month_spend_across_sigkill(sim, tmp_path):
-    before, after = _spend_then_sigkill_then_restart(sim, tmp_path, "--ledger-path", str(tmp_path / "ledger.sqlite3"))
+def test_memory_backend_keeps_the_month_spend_across_sigkill(sim, tmp_path, make_router):
+    ledger = tmp_path / "ledger.sqlite3"
+    before, after = _spend_then_sigkill_then_restart(sim, tmp_path, make_router, "--ledger-path", str(ledger), ledger_path=ledger)
     assert before > 0 and abs(after - before) < 1e-9, (before, after)
-    assert (tmp_path / "ledger.sqlite3").exists()
+    assert ledger.exists()
 
 
-def test_redis_backend_keeps_the_month_spend_across_sigkill(sim, tmp_path, redis_server):
-    before, after = _spend_then_sigkill_then_restart(sim, tmp_path, "--state-url", redis_server.url)
+def test_redis_backend_keeps_the_month_spend_across_sigkill(sim, tmp_path, make_router, redis_server):
+    before, after = _spend_then_sigkill_then_restart(
+        sim, tmp_path, make_router, "--state-url", redis_server.url, state_url=Secret(redis_server.url)
+    )
     assert before > 0 and abs(after - before) < 1e-9, (before, after)
