@@ -89,7 +89,9 @@ class BudgetLedger:
         self._clock = clock
         self._month = _month(clock())
         self._spent: dict[str, float] = {}
-        self._reserved: dict[str, float] = {}
+        self._holds: dict[str, dict[str, tuple[float, float]]] = {}
+        """Tenant -> reservation id -> (USD, expiry on the ledger's clock). A reservation a request never
+        settled (a bug, a crash in between) expires instead of shrinking the budget for the rest of the month."""
         self._dirty: set[str] = set()
 
     @property
@@ -104,7 +106,7 @@ class BudgetLedger:
         if month != self._month:
             self._month = month
             self._spent = {}
-            self._reserved = {}
+            self._holds = {}
             self._dirty = set()
 
     def add(self, tenant_name: str, usd: float) -> None:
@@ -121,7 +123,14 @@ class BudgetLedger:
 
     def reserved(self, tenant_name: str) -> float:
         self._roll()
-        return self._reserved.get(tenant_name, 0.0)
+        holds = self._holds.get(tenant_name)
+        if not holds:
+            return 0.0
+        now = self._clock()
+        expired = [hold for hold, (_, until) in holds.items() if until <= now]
+        for hold in expired:
+            del holds[hold]
+        return sum(usd for usd, _ in holds.values())
 
     def check(self, tenant_name: str, budget: Budget | None, base_usd: float = 0.0) -> BudgetState:
         """Whether the tenant is within budget; a used-up budget rejects or downgrades per ``on_exceeded``.
@@ -132,29 +141,38 @@ class BudgetLedger:
         if budget is None:
             return BudgetState(OK, spent)
         resets_at = month_reset(self._clock())
-        if spent + self._reserved.get(tenant_name, 0.0) < budget.monthly_usd:
+        if spent + self.reserved(tenant_name) < budget.monthly_usd:
             return BudgetState(OK, spent, budget.monthly_usd, resets_at=resets_at)
         # Anything but a complete downgrade setting rejects: a typo must not turn a budget into no budget.
         if budget.on_exceeded == "downgrade" and budget.downgrade_tier:
             return BudgetState(EXCEEDED_DOWNGRADE, spent, budget.monthly_usd, budget.downgrade_tier, resets_at)
         return BudgetState(EXCEEDED_REJECT, spent, budget.monthly_usd, resets_at=resets_at)
 
-    def reserve(self, tenant_name: str, budget: Budget | None, usd: float, base_usd: float = 0.0) -> BudgetState:
-        """``check``, and unless it rejects, hold ``usd`` against the budget until ``settle``."""
+    def reserve(
+        self,
+        tenant_name: str,
+        budget: Budget | None,
+        usd: float,
+        base_usd: float = 0.0,
+        hold: str | None = None,
+        ttl: float = 660.0,
+    ) -> BudgetState:
+        """``check``, and unless it rejects, hold ``usd`` against the budget (as ``hold``, for at most ``ttl``
+        seconds) until ``settle``."""
         state = self.check(tenant_name, budget, base_usd)
         if state.status != EXCEEDED_REJECT and budget is not None and usd > 0:
-            self._reserved[tenant_name] = self._reserved.get(tenant_name, 0.0) + usd
+            key = hold if hold is not None else f"h{len(self._holds.get(tenant_name, ()))}-{self._clock()!r}"
+            self._holds.setdefault(tenant_name, {})[key] = (usd, self._clock() + ttl)
         return state
 
-    def settle(self, tenant_name: str, reserved_usd: float, usd: float) -> None:
+    def settle(self, tenant_name: str, hold: str | None, usd: float) -> None:
         """Release a reservation and book the real cost."""
         self._roll()
-        if reserved_usd > 0 and tenant_name in self._reserved:
-            left = self._reserved[tenant_name] - reserved_usd
-            if left > 1e-12:
-                self._reserved[tenant_name] = left
-            else:
-                del self._reserved[tenant_name]
+        holds = self._holds.get(tenant_name)
+        if hold is not None and holds:
+            holds.pop(hold, None)
+            if not holds:
+                del self._holds[tenant_name]
         self.add(tenant_name, usd)
 
     def load(self, month: str, totals: dict[str, float]) -> None:

@@ -63,6 +63,7 @@ class Reservation(msgspec.Struct, frozen=True):
     downgrade: str | None
     remote: bool
     member: str = ""
+    """The reservation's id (Redis: ``id:usd``); empty when nothing was reserved."""
     month: str = ""
 
 
@@ -195,13 +196,15 @@ class Tenancy:
                 "(budget_enforcement: strict); retry shortly",
                 headers={"retry-after": "5", "x-should-retry": "true"},
             )
-        state = self.ledger.reserve(name, budget, usd, self._seen.get(name, 0.0) if degraded else 0.0)
+        hold = secrets.token_hex(8) if budget is not None and usd > 0 else ""
+        base = self._seen.get(name, 0.0) if degraded else 0.0
+        state = self.ledger.reserve(name, budget, usd, base, hold or None, self.reservation_ttl_ms / 1000)
         if state.status == EXCEEDED_REJECT:
             self.limiter.settle(name, limit, 0, tokens)
             raise budget_exceeded(name, state)
         tier = state.downgrade_tier if state.status == EXCEEDED_DOWNGRADE else None
         tpm = limit.tokens_per_minute if limit else None
-        return Reservation(name, tokens, usd if budget is not None else 0.0, tpm, tier, False)
+        return Reservation(name, tokens, usd if budget is not None else 0.0, tpm, tier, False, hold)
 
     def settle(self, reservation: Reservation | None, tokens: int, usd: float) -> None:
         """The real usage replaces the reservation (shared backend: written after the reply)."""
@@ -212,7 +215,7 @@ class Tenancy:
             return
         tpm = reservation.tpm
         self.limiter.settle(reservation.tenant, RateLimit(None, tpm) if tpm else None, tokens, reservation.tokens)
-        self.ledger.settle(reservation.tenant, reservation.usd, usd)
+        self.ledger.settle(reservation.tenant, reservation.member or None, usd)
 
     async def _settle_remote(self, r: Reservation, tokens: int, usd: float) -> None:
         assert self.remote is not None

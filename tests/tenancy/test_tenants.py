@@ -281,16 +281,19 @@ def test_budget_exceeded_error_keeps_small_amounts():
     assert "$0.001 " in message and "$0.0012 spent" in message and "$0.00 " not in message
 
 
-def test_reservations_count_against_the_budget_until_settled():
-    ledger = BudgetLedger(FakeClock(at(2027, 3, 10)))
+def test_reservations_count_against_the_budget_until_settled_or_expired():
+    clock = FakeClock(at(2027, 3, 10))
+    ledger = BudgetLedger(clock)
     budget = Budget(monthly_usd=1.0)
-    assert ledger.reserve("acme", budget, 0.6).status == OK
-    assert ledger.reserve("acme", budget, 0.6).status == OK  # 0.6 < 1.0: room left, so admitted
-    assert ledger.reserve("acme", budget, 0.6).status == EXCEEDED_REJECT  # 1.2 reserved: no room
+    assert ledger.reserve("acme", budget, 0.6, hold="a").status == OK
+    assert ledger.reserve("acme", budget, 0.6, hold="b", ttl=30).status == OK  # 0.6 < 1.0: room left
+    assert ledger.reserve("acme", budget, 0.6, hold="c").status == EXCEEDED_REJECT  # 1.2 reserved: no room
     assert ledger.reserved("acme") == pytest.approx(1.2)
-    ledger.settle("acme", 0.6, 0.1)  # the real cost replaces the reservation
+    ledger.settle("acme", "a", 0.1)  # the real cost replaces the reservation
     assert ledger.spent("acme") == pytest.approx(0.1) and ledger.reserved("acme") == pytest.approx(0.6)
-    assert ledger.reserve("acme", budget, 0.6).status == OK  # 0.1 + 0.6 < 1.0
+    clock.now += 31  # "b" was never settled: it expires rather than holding the budget all month
+    assert ledger.reserved("acme") == 0.0
+    assert ledger.reserve("acme", budget, 0.6, hold="d").status == OK
     month, dirty = ledger.take_dirty()
     assert month == "2027-03" and dirty == {"acme": pytest.approx(0.1)}
     assert ledger.take_dirty()[1] == {}
