@@ -10,6 +10,7 @@ handlers reach it through the app's state.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from router.classify.service import Triage
@@ -111,7 +112,8 @@ class Services:
             self.health.failed(exc.operation, exc)
 
     def state_report(self) -> dict[str, object]:
-        return self.health.report()
+        """The state backend's health and which process answered (``--workers``: tells the workers apart)."""
+        return {**self.health.report(), "pid": os.getpid()}
 
     def start_draining(self) -> None:
         self.draining = True
