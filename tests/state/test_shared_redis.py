@@ -36,9 +36,17 @@ def test_a_budget_holds_across_two_routers_json_and_streams_mixed(sim, make_rout
     jobs = [partial(call, (a, b)[i % 2].url, stream=i % 3 == 0, max_tokens=4096) for i in range(40)]
     outcomes = concurrent(jobs, workers=20)
     assert set(outcomes) <= {"ok", "429"}, outcomes
+    # Requests refused while others' reservations filled the budget are not retried; finish the budget off
+    # one request at a time, alternating routers, until it refuses.
+    for i in range(12):
+        if call((a, b)[i % 2].url, stream=i % 2 == 0, max_tokens=4096) == "429":
+            break
+    else:
+        raise AssertionError("the budget never ran out")
+    time.sleep(0.3)  # settling is written just after each reply
     spent = sum(metric(scrape(r.url), "router_tenant_spend_usd_total", 'tenant="team-a"') for r in (a, b))
     one_reservation = (20 * 5 + 4096 * 25) / 1_000_000
-    assert 0.45 <= spent <= 0.50 + one_reservation, (spent, outcomes.count("ok"))
+    assert 0.50 <= spent <= 0.50 + one_reservation, (spent, outcomes.count("ok"))
     ledger = redis_server.command("KEYS", "router:*spent*").decode()
     assert "team-a" in ledger
 
