@@ -266,6 +266,7 @@ class Tenancy:
             await self.flush()
         if self.remote is not None and self.health.usable and self.ledger.tenants():
             try:
+                await self.remote.reset()
                 await self.reconcile()
             except StateBackendError as exc:
                 log.error("spend booked during a state backend outage could not be handed over on shutdown: %s", exc)
@@ -297,6 +298,9 @@ class Tenancy:
             await asyncio.sleep(FLUSH_SECONDS)
             if not self.health.degraded:
                 try:
+                    # Requests admitted while degraded may settle after Redis came back: hand that over too.
+                    if self.ledger.tenants():
+                        await self.reconcile()
                     await self._refresh()
                 except StateBackendError as exc:
                     self.health.failed(exc.operation, exc)
