@@ -72,6 +72,7 @@ class Services:
         )
         self.sticky = StickyModels(ttl=settings.sticky_ttl_seconds)
         self._sticky_ttl_ms = int(settings.sticky_ttl_seconds * 1000)
+        self._sticky_version: tuple[str, bool] = ("", False)
         self.draining = False
         self.metrics.watch(PolicyCollector(store))
         self.metrics.watch(
@@ -82,8 +83,11 @@ class Services:
         )
 
     async def routing_state(self, conversation: str | None, now: float) -> tuple[dict[str, float], str | None]:
-        """Models cooling at ``now`` -> until, and the conversation's sticky model: one round trip when shared."""
+        """Models cooling at ``now`` -> until, and the conversation's sticky model: one round trip when shared
+        (a single read when no rule of the current policy is sticky: the route could not matter)."""
         if self.shared is not None and self.health.usable:
+            if conversation is not None and not self._sticky_rules():
+                conversation = None
             try:
                 raw, sticky = await self.shared.routing(conversation, self._sticky_ttl_ms)
             except StateBackendError as exc:
@@ -94,6 +98,14 @@ class Services:
                     self.sticky.remember(conversation, sticky)  # the fallback keeps what the fleet knew
                 return self.cooldowns.active(now), sticky
         return self.cooldowns.active(now), self.sticky.get(conversation)
+
+    def _sticky_rules(self) -> bool:
+        """Whether any rule of the current policy (global or a tenant's) is sticky; cached per version."""
+        policy = self.store.current
+        if self._sticky_version[0] != policy.version:
+            rules = [*policy.rules, *(r for t in policy.tenants.tenants.values() for r in t.rules)]
+            self._sticky_version = (policy.version, any(rule.then.sticky for rule in rules))
+        return self._sticky_version[1]
 
     def remember_route(self, conversation: str | None, decision: Plan, answered: str, remembered: str | None) -> None:
         """Keep the conversation on the model that answered, if it was the plan's first choice: a fallback's

@@ -64,3 +64,16 @@ def test_a_cooldown_learnt_by_one_router_is_honoured_by_the_other_at_once(sim, m
     )
     assert "claude-opus-4-8" not in raw.headers["x-router-attempts"], raw.headers["x-router-attempts"]
     assert "claude-opus-4-8" not in sim.models_seen()[before:]
+
+
+def test_a_sticky_route_learnt_by_one_router_is_followed_by_the_other(make_router, redis_server):
+    rules = "rules:\n  - name: sticky-default\n    then: {tier: requested, sticky: true}\n"
+    files = {"tenants.yaml": tenants_yaml(""), "rules.yaml": rules}
+    a, b = (make_router(files=files, state_url=Secret(redis_server.url), state_timeout=3.0) for _ in range(2))
+    first = [{"role": "user", "content": "Plan a migration of our billing database."}]
+    raw = client(a.url).messages.with_raw_response.create(model="sonnet", max_tokens=8, messages=first)
+    assert raw.headers["x-router-model"] == "claude-sonnet-4-6"
+    time.sleep(0.2)  # the route is written just after the reply
+    follow = [*first, {"role": "assistant", "content": "Here is a plan."}, {"role": "user", "content": "go on"}]
+    raw = client(b.url).messages.with_raw_response.create(model="opus", max_tokens=8, messages=follow)
+    assert raw.headers["x-router-model"] == "claude-sonnet-4-6", "router b follows the route router a learnt"
