@@ -140,7 +140,7 @@ def bench_policies(tmp: Path, source: Path = ROOT / "policies") -> Path:
 class Stack:
     """The three processes: sim, router, load generator."""
 
-    def __init__(self, tmp: Path, transport: str | None = None) -> None:
+    def __init__(self, tmp: Path, transport: str | None = None, router_args: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
         self.procs: list[subprocess.Popen] = []
         # ``router serve``, or (``--transport``) the same command with another upstream transport injected.
@@ -156,7 +156,7 @@ class Stack:
         self.router = self._spawn(
             [sys.executable, *serve, "--port", str(self.router_port), "--admin-port", "0",
              "--upstream-url", self.sim_url,
-             "--policies", str(bench_policies(tmp)), "--log-level", "WARNING"],
+             "--policies", str(bench_policies(tmp)), "--log-level", "WARNING", *router_args],
             env, "router.log",
         )
         self.load = subprocess.Popen(
@@ -568,13 +568,17 @@ def main(argv: list[str] | None = None) -> int:
                              "CPU 0, simulator and load generator on CPU 1, as a router on its own core would run")
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"comma-separated phases to run (default all: {','.join(PHASES)})")
+    parser.add_argument("--state-url", help="router serve --state-url (e.g. a local redis://127.0.0.1:6379/0)")
+    parser.add_argument("--workers", type=int, help="router serve --workers (needs --state-url)")
     args = parser.parse_args(argv)
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     q = args.quick
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        stack = Stack(Path(tmp), args.transport)
+        router_args = (*(("--state-url", args.state_url) if args.state_url else ()),
+                       *(("--workers", str(args.workers)) if args.workers else ()))
+        stack = Stack(Path(tmp), args.transport, router_args)
         bench = Bench(stack, args)
         try:
             bench.log(f"sim pid {stack.sim.pid}, router pid {stack.router.pid}, load pid {stack.load.pid}; {args.rounds} rounds")

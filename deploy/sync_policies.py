@@ -26,7 +26,9 @@ K8S_TENANTS = """\
 # Tenants of the Kubernetes deployment. NOT open mode: a key that matches no tenant gets 401.
 # EXAMPLE hash: the SHA-256 of a random key that was thrown away, so this tenant admits nobody until you
 # replace it with your own keys' hashes:   router policy hash-key < key.txt
-# Budgets and rate limits are kept per process: with N replicas a tenant can reach up to N times them.
+# Budgets and rate limits are shared by every replica through Redis (ROUTER_STATE_URL from the Secret):
+# however many replicas run, a tenant gets its rate limit once and can overshoot its budget by at most one
+# request's reservation. While Redis is unreachable each pod enforces limit / ROUTER_STATE_REPLICAS.
 open_mode: false
 tenants:
   example-team:

@@ -10,6 +10,8 @@ status that makes the client SDK raise the matching exception class.
     │                               into a retryable failure, so it never reaches a client as such
     │   └── FrameTooLarge           an SSE event over the framer's size cap (``sse.MAX_FRAME_BYTES``)
     ├── ClientGone                  the client left before its request body arrived (nobody to answer)
+    ├── StateBackendError           the shared state store (Redis) failed or timed out; the caller falls
+    │                               back to local state, so it never reaches a client as such
     └── ClientFacingError           rendered to the client in Anthropic's envelope
         ├── InvalidRequest          400 invalid_request_error
         ├── AuthenticationFailed    401 authentication_error
@@ -82,6 +84,14 @@ class FrameTooLarge(TransportError):
 
 class ClientGone(RouterError):
     """The client disconnected before its request body arrived: there is no one to answer."""
+
+
+class StateBackendError(RouterError):
+    """The shared state backend did not answer in time or failed. ``operation`` names what was tried."""
+
+    def __init__(self, operation: str, message: str) -> None:
+        super().__init__(f"{operation}: {message}")
+        self.operation = operation
 
 
 class ClientFacingError(RouterError):

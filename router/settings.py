@@ -73,6 +73,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Open client connections per listener; past it a new connection gets a 529 envelope and is closed."""
     log_format: str | None = None
     """``json`` (one object per line) or ``text``; unset: text on a terminal, JSON otherwise."""
+    # --- shared state and scale-out (issue 14; README "State and scale-out") -----------------------------
+    state_url: Secret | None = None
+    """``redis://[:password@]host:port/db`` or ``rediss://`` (TLS): limits, budgets, cooldowns and sticky routes
+    shared by every replica and worker (env ROUTER_STATE_URL). None: the ``memory`` backend."""
+    state_password: Secret | None = None
+    """Redis password when it is not in the URL (env ROUTER_STATE_PASSWORD, e.g. from a Kubernetes Secret)."""
+    state_timeout: float = 0.5
+    """Seconds any one Redis call may take (connect included) before the router falls back to local state."""
+    ledger_path: Path | None = None
+    """``memory`` backend: the SQLite file that keeps the month's spend across restarts (env ROUTER_LEDGER_PATH;
+    ``router serve`` defaults to ``router-ledger.sqlite3`` in the working directory). None: not persisted."""
+    state_replicas: int = 1
+    """Processes expected to share the limits (replicas x workers): while Redis is unreachable each process
+    enforces limit / this (env ROUTER_STATE_REPLICAS)."""
+    budget_enforcement: str = "open"
+    """While Redis is unreachable: ``open`` admits against the last spend seen plus local spend (handed to Redis
+    when it returns); ``strict`` refuses budgeted tenants with a 429 (env ROUTER_BUDGET_ENFORCEMENT)."""
+    max_cooldown_seconds: float = 300.0
+    """Longest a model is skipped after a 429/529, whatever its retry-after says."""
+    sticky_ttl_seconds: float = 3600.0
+    """How long an idle conversation keeps its model."""
+    workers: int = 1
+    """Worker processes on the one port (``router serve --workers``); more than 1 needs ``state_url``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -91,4 +114,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             values["upstream_ca_bundle"] = Path(env["ROUTER_UPSTREAM_CA_BUNDLE"])
         if "ROUTER_LOG_LEVEL" in env and "log_level" not in values:
             values["log_level"] = env["ROUTER_LOG_LEVEL"]
+        # Shared state (issue 14): flags win over the environment; secrets stay wrapped.
+        state_url = values.pop("state_url", None) or env.get("ROUTER_STATE_URL") or None
+        if isinstance(state_url, Secret):
+            state_url = state_url.reveal()
+        values["state_url"] = Secret(state_url) if state_url else None
+        if env.get("ROUTER_STATE_PASSWORD"):
+            values["state_password"] = Secret(env["ROUTER_STATE_PASSWORD"])
+        if "ledger_path" not in values:
+            values["ledger_path"] = Path(env.get("ROUTER_LEDGER_PATH") or "router-ledger.sqlite3")
+        if env.get("ROUTER_STATE_REPLICAS") and "state_replicas" not in values:
+            values["state_replicas"] = int(env["ROUTER_STATE_REPLICAS"])
+        if env.get("ROUTER_BUDGET_ENFORCEMENT") and "budget_enforcement" not in values:
+            values["budget_enforcement"] = env["ROUTER_BUDGET_ENFORCEMENT"]
         return cls(**values)  # type: ignore[arg-type]

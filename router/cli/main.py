@@ -65,6 +65,28 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--body-timeout", type=float, default=None, help="seconds for a client to send its body (60)")
     p.add_argument("--keep-alive-timeout", type=float, default=None, help="idle keep-alive connection, seconds (5)")
     p.add_argument("--max-connections", type=int, default=None, help="open connections per listener (4096)")
+    # Shared state and scale-out (issue 14; README "State and scale-out").
+    p.add_argument(
+        "--state-url", default=None,
+        help="redis://[:password@]host:port/db or rediss:// (TLS): state shared by replicas and workers "
+        "(env ROUTER_STATE_URL; default: in-process memory)",
+    )
+    p.add_argument(
+        "--ledger-path", type=Path, default=None,
+        help="memory backend: SQLite file keeping the month's spend (env ROUTER_LEDGER_PATH; router-ledger.sqlite3)",
+    )
+    p.add_argument("--workers", type=int, default=None, help="worker processes on the one port (1; >1 needs --state-url)")
+    p.add_argument(
+        "--state-replicas", type=int, default=None,
+        help="processes sharing the limits, for the local fallback while Redis is down (env ROUTER_STATE_REPLICAS; 1)",
+    )
+    p.add_argument(
+        "--budget-enforcement", choices=("open", "strict"), default=None,
+        help="budgets while Redis is down: open (local ledger, reconciled) or strict (refuse) (env ROUTER_BUDGET_ENFORCEMENT)",
+    )
+    p.add_argument(
+        "--max-cooldown-seconds", type=float, default=None, help="longest cooldown after a 429/529, whatever retry-after says (300)"
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -97,10 +119,28 @@ def _serve(args: argparse.Namespace) -> int:
         body_timeout=args.body_timeout,
         keep_alive_timeout=args.keep_alive_timeout,
         max_connections=args.max_connections,
+        state_url=args.state_url,
+        ledger_path=args.ledger_path,
+        workers=args.workers,
+        state_replicas=args.state_replicas,
+        budget_enforcement=args.budget_enforcement,
+        max_cooldown_seconds=args.max_cooldown_seconds,
     )
     if args.admin_port is not None:  # -1 turns the admin listener off (None means "not given" to from_env)
         settings = msgspec.structs.replace(settings, admin_port=None if args.admin_port < 0 else args.admin_port)
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1 and settings.state_url is None:
+        print(
+            f"router: --workers {settings.workers} needs shared state: with the in-process memory backend every "
+            "worker would keep its own limits, budgets and cooldowns (each tenant could spend its budget once per "
+            "worker). Pass --state-url redis://HOST:PORT/DB (or set ROUTER_STATE_URL), or run one worker per "
+            "process and scale with replicas",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.budget_enforcement not in ("open", "strict") or settings.workers < 1 or settings.state_replicas < 1:
+        print("router: budget enforcement must be 'open' or 'strict'; workers and state replicas at least 1", file=sys.stderr)
+        return 2
     try:
         # Fail before binding the port, with the file's own message.
         policy = load_policy(settings.policies_dir)
@@ -110,6 +150,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"router: {exc}", file=sys.stderr)
         return 2
     raise_fd_limit()  # every connection is a descriptor; the usual 1,024 default is a slowloris' friend
+    if settings.workers > 1:
+        from router.server.workers import run_workers
+
+        return run_workers(settings)
     RouterServer(settings).run()
     return 0
 

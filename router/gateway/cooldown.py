@@ -1,33 +1,98 @@
 """Per-model cooldowns: after a 429/529, later requests skip that model until its retry-after passes.
 
 One instance lives for the process (built in the app's lifespan). It only records and answers; the
-decision to skip is made by ``plan`` from a snapshot.
+decision to skip is made by ``plan`` from a snapshot. Rules it owns:
+
+* a cooldown never lasts longer than ``max_seconds`` (``max_cooldown_seconds``), however large the
+  upstream's ``retry-after`` -- one 429 saying 86400 must not take a model away for a day;
+* a success clears a cooldown only if its attempt *started after* the cooldown's latest mark: an answer to
+  a request sent before another request's 429 says nothing about the model's state since (marks are
+  time-stamped, and a later mark moves the stamp forward);
+* with a shared backend (Redis) every mark is written there at once, and each request's snapshot replaces
+  the local table by the shared one, so a cooldown learnt by one replica holds on all of them on their very
+  next request; the local table is what serves while Redis is unreachable.
+
+Times in the local table are the process's monotonic clock; the shared table uses wall-clock time.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import msgspec
+
+from router.errors import StateBackendError
+from router.state.health import StateHealth
+from router.state.redis_state import RedisState, RemoteCooling
+
+MAX_COOLDOWN_SECONDS = 300.0
 
 
 class Cooling(msgspec.Struct, frozen=True):
     until: float
     status: int
+    marked: float = 0.0
+    """When the latest 429/529 for the model was seen (the clock ``mark`` was given)."""
 
 
 class Cooldowns:
     """Model id -> when it may be tried again (monotonic clock) and the status that put it there."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        max_seconds: float = MAX_COOLDOWN_SECONDS,
+        shared: RedisState | None = None,
+        health: StateHealth | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.max_seconds = max_seconds
+        self.shared = shared
+        self.health = health
+        self._wall = wall
         self._by_model: dict[str, Cooling] = {}
 
-    def mark(self, model: str, seconds: float, status: int, now: float) -> None:
-        until = now + max(seconds, 0.0)
+    def _mark_local(self, model: str, until: float, status: int, now: float) -> None:
         current = self._by_model.get(model)
-        if current is None or current.until < until:
-            self._by_model[model] = Cooling(until, status)
+        if current is None:
+            self._by_model[model] = Cooling(until, status, now)
+        elif current.until < until:
+            self._by_model[model] = Cooling(until, status, max(now, current.marked))
+        else:
+            self._by_model[model] = Cooling(current.until, current.status, max(now, current.marked))
 
-    def clear(self, model: str) -> None:
-        self._by_model.pop(model, None)
+    async def mark(self, model: str, seconds: float, status: int, now: float) -> None:
+        seconds = min(max(seconds, 0.0), self.max_seconds)
+        self._mark_local(model, now + seconds, status, now)
+        if self.shared is not None and self.health is not None and self.health.usable:
+            wall = self._wall()
+            try:
+                await self.shared.mark(model, wall + seconds, wall, status, wall)
+            except StateBackendError as exc:
+                self.health.failed(exc.operation, exc)
+
+    async def clear(self, model: str, started: float) -> None:
+        """A success of an attempt that started at ``started`` (same clock as ``mark``'s ``now``)."""
+        current = self._by_model.get(model)
+        if current is None or current.marked >= started:
+            return
+        del self._by_model[model]
+        if self.shared is not None and self.health is not None and self.health.usable:
+            # The attempt's start in wall-clock time, for comparison with other replicas' marks.
+            started_wall = self._wall() - (time.monotonic() - started) if started > 0 else self._wall()
+            try:
+                await self.shared.clear(model, started_wall)
+            except StateBackendError as exc:
+                self.health.failed(exc.operation, exc)
+
+    def replace(self, shared: dict[str, RemoteCooling], now: float) -> None:
+        """Take the shared table as this process's (``now`` monotonic), converting its wall-clock times."""
+        if not shared and not self._by_model:
+            return
+        offset = now - self._wall()
+        self._by_model = {
+            model: Cooling(c.until + offset, c.status, c.marked + offset) for model, c in shared.items()
+        }
 
     def active(self, now: float) -> dict[str, float]:
         """Models still cooling at ``now`` -> until. Expired entries are dropped as a side effect."""

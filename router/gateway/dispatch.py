@@ -91,6 +91,7 @@ class Dispatcher:
     ) -> bool:
         """One attempt; True when the request is settled (success or a non-retryable failure)."""
         result.trying = target
+        attempt_started = self.clock()
         outcome = await attempt(target, deadline)
         result.trying = None
         if isinstance(outcome, Failure):
@@ -101,11 +102,11 @@ class Dispatcher:
                 return True
             if outcome.status in CAPACITY_STATUSES:
                 wait = outcome.retry_after if outcome.retry_after is not None else cooldown_s
-                self.cooldowns.mark(target.model, wait, outcome.status, self.clock())
+                await self.cooldowns.mark(target.model, wait, outcome.status, self.clock())
             result.failures.append(outcome)
             return False
         result.attempts.append((target.model, "200"))
-        self.cooldowns.clear(target.model)
+        await self.cooldowns.clear(target.model, attempt_started)
         result.success = outcome
         result.target = target
         return True

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 from router.tenancy.admission import admit, settle, tenant_of
+from router.tenancy.state import Reservation
 from router.classify.schema import Classification
 from router.gateway.dispatch import Dispatched, JsonReply, attempt_json
 from router.errors import BudgetExceeded, ClientFacingError
@@ -65,13 +66,13 @@ _STREAM_OUTCOMES = {"complete": "ok", "client_gone": "client_closed", "shutdown"
 class _Progress:
     """How far one request got, for the accounting of a request whose client left mid-way."""
 
-    __slots__ = ("admitted", "decision", "estimated", "parsed", "result", "streamed", "triage_usd", "who")
+    __slots__ = ("admitted", "decision", "parsed", "reservation", "result", "streamed", "triage_usd", "who")
 
     def __init__(self) -> None:
         self.who: TenantView | None = None
         self.parsed: ParsedRequest | None = None
         self.admitted = False
-        self.estimated = 0
+        self.reservation: Reservation | None = None
         self.triage_usd = 0.0
         self.decision: Plan | None = None
         self.result: Dispatched[Any] = Dispatched()
@@ -109,7 +110,7 @@ def _client_left(svc: Services, progress: _Progress, started: float, outcome: st
         record_attempts(svc.metrics, svc.store.current, decision, result.attempts, False)
     who = progress.who
     if who is not None and progress.admitted:
-        _settle(svc, who, progress.estimated, {}, 0.0, progress.triage_usd)
+        _settle(svc, who, progress.reservation, {}, 0.0, progress.triage_usd)
     if progress.parsed is not None:
         trying = result.trying
         label = "client_gone" if outcome == "client_closed" else outcome
@@ -128,8 +129,9 @@ async def _forward(
     unlisted = policy.tiers.catalogue.unlisted_family(parsed.view.model)
     if unlisted is not None:
         metrics.unlisted_models.labels(unlisted).inc()
-    estimated = progress.estimated = len(parsed.raw) // 4 if messages else 0
-    downgrade = _admit(svc, who, estimated, messages)
+    estimated = len(parsed.raw) // 4 if messages else 0
+    reservation = progress.reservation = await _admit(svc, who, estimated, policy, parsed, messages)
+    downgrade = reservation.downgrade if reservation is not None else None
     progress.admitted = True
     classification = None
     triage_usd = 0.0
@@ -141,12 +143,12 @@ async def _forward(
         triage_usd = progress.triage_usd = triage.haiku.usd if triage.haiku is not None else 0.0
     facts = request_facts(parsed, request.headers, who.name, classification)
     now = svc.clock()
-    cooling = svc.cooldowns.active(now)
     conversation = conversation_key(parsed.body, who.name) if messages else None
+    cooling, remembered = await svc.routing_state(conversation, now)
     try:
-        decision = plan(facts, policy, cooling, now, who.tenant, downgrade, svc.sticky.get(conversation))
+        decision = plan(facts, policy, cooling, now, who.tenant, downgrade, remembered)
     except ClientFacingError:
-        _settle(svc, who, estimated, {}, 0.0, triage_usd)
+        _settle(svc, who, reservation, {}, 0.0, triage_usd)
         raise
     progress.decision = decision
     out = Outbound(
@@ -173,11 +175,11 @@ async def _forward(
         record_request(metrics, decision, outcome, svc.clock() - started, bool(streamed))
         fields = {"tenant": who.name, "triage_usd": round(triage_usd, 6), **logged}
         _log(decision, result.attempts, result.target, parsed, started, svc, outcome, extra=fields)
-        _settle(svc, who, estimated, {}, 0.0, triage_usd)
+        _settle(svc, who, reservation, {}, 0.0, triage_usd)
         return failure_reply(decision, result, svc.clock(), cooling), False
     answered = result.target.model if result.target else None
     if sticky and answered:
-        svc.sticky.remember(conversation, answered)
+        svc.remember_route(conversation, decision, answered, remembered)
 
     if streamed:
         opened = result.success
@@ -189,7 +191,7 @@ async def _forward(
                 metrics.ttft.labels(decision.tier or "none").observe(stats.first_content_at - started)
             usage = stats.usage
             usd = record_usage(metrics, policy, answered, usage)
-            _settle(svc, who, estimated, usage, usd, triage_usd)
+            _settle(svc, who, reservation, usage, usd, triage_usd)
             fields = {**_usage_fields(who.name, request_id, usage, usd, triage_usd), **logged}
             _log(decision, result.attempts, result.target, parsed, started, svc, outcome, stats, fields)
             metrics.in_flight.dec()
@@ -202,7 +204,7 @@ async def _forward(
     reply = result.success
     headers = {**reply.headers, **router_headers(decision, result), **extra}
     account = partial(
-        _account, svc, policy, decision, result, parsed, started, who, estimated, reply, messages, triage_usd, logged
+        _account, svc, policy, decision, result, parsed, started, who, reservation, reply, messages, triage_usd, logged
     )
     answer = json_reply(reply.status, headers, reply.body)
     answer.after = account
@@ -217,7 +219,7 @@ def _account(
     parsed: ParsedRequest,
     started: float,
     who: TenantView,
-    estimated: int,
+    reservation: Reservation | None,
     reply: JsonReply,
     messages: bool,
     triage_usd: float,
@@ -228,32 +230,40 @@ def _account(
     answered = result.target.model if result.target else None
     usage = reply.usage if messages else {}
     usd = record_usage(metrics, policy, answered, usage)
-    if messages:
-        _settle(svc, who, estimated, usage, usd, triage_usd)
+    _settle(svc, who, reservation, usage, usd, triage_usd)
     record_request(metrics, decision, "ok", svc.clock() - started, False)
     fields = {**_usage_fields(who.name, reply.headers.get("request-id"), usage, usd, triage_usd), **logged}
     _log(decision, result.attempts, result.target, parsed, started, svc, "ok", extra=fields)
 
 
-def _admit(svc: Services, who: TenantView, estimated: int, messages: bool) -> str | None:
-    """The tenant's admission: the whole check for a Messages request; for count_tokens only the
-    request-rate part (it estimates no tokens, and a spent budget does not stop a free call)."""
+async def _admit(
+    svc: Services, who: TenantView, estimated: int, policy: Policy, parsed: ParsedRequest, messages: bool
+) -> Reservation | None:
+    """The tenant's admission: for a Messages request the whole check, reserving its estimated cost; for
+    count_tokens only the request-rate part (no tokens, nothing reserved, and a spent budget does not stop
+    a free call)."""
     if messages:
-        return admit(svc.tenancy, who, estimated)
+        return await admit(svc.tenancy, who, estimated, policy, parsed.view.max_tokens)
     try:
-        admit(svc.tenancy, who, 0)
+        reservation = await admit(svc.tenancy, who, 0, policy, 0)
     except BudgetExceeded:
-        pass
+        return None
+    settle(svc.tenancy, reservation, {}, 0.0)  # the request was counted; nothing stays reserved
     return None
 
 
 def _settle(
-    svc: Services, who: TenantView, estimated: int, usage: dict[str, int], usd: float, triage_usd: float = 0.0
+    svc: Services,
+    who: TenantView,
+    reservation: Reservation | None,
+    usage: dict[str, int],
+    usd: float,
+    triage_usd: float = 0.0,
 ) -> None:
-    """Correct the tenant's token bucket and book the cost (serving plus the triage call made for this
-    request) on its budget and its spend metric."""
+    """Replace what admission reserved with the real tokens and cost (serving plus the triage call made for
+    this request) on the tenant's limits and budget, and count the spend."""
     total = usd + triage_usd
-    settle(svc.tenancy, who, estimated, usage, total)
+    settle(svc.tenancy, reservation, usage, total)
     if total and who.tenant is not None:
         svc.metrics.tenant_spend.labels(who.name).inc(total)
 

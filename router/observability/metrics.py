@@ -5,6 +5,11 @@ names, model ids *from the tier table* (anything else is ``other``), tenant name
 fixed outcome and error-type vocabularies. Never keys, request ids, raw paths or client strings.
 State that already lives elsewhere (cooldowns, budgets, the policy store) is read at scrape time by
 collectors, so the request path does no extra bookkeeping for it.
+
+Several workers (``router serve --workers N``): prometheus-client's multiprocess mode (the CLI sets
+``PROMETHEUS_MULTIPROC_DIR`` before any worker imports the library), so counters, histograms and the
+in-flight gauge are summed over the workers; the collectors' state (policy, cooldowns, budgets, this
+worker's process figures) is the answering worker's view, which the shared state backend keeps alike.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, ProcessCollector, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
@@ -117,12 +123,20 @@ class Family:
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = r = registry or CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry | None = None, multiprocess_dir: str | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        """Collectors read at scrape time (and, in one process, every metric)."""
+        self._aggregate: CollectorRegistry | None = None
+        r: CollectorRegistry | None = self.registry
+        if multiprocess_dir is not None:
+            # The metrics' values live in the directory's files; the aggregate reads every worker's.
+            self._aggregate = CollectorRegistry()
+            MultiProcessCollector(self._aggregate, multiprocess_dir)
+            r = None
         # The process's own CPU, memory and file descriptors, and the collector's counts per generation,
         # read at scrape time (CPU per request = process CPU / requests, as the benchmark measures it).
-        ProcessCollector(registry=r)
-        GCCollector(registry=r)
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.requests = Family(Counter("router_requests_total", "Requests by tier, deciding rule and outcome.", ["tier", "rule", "outcome"], registry=r))
         self.duration = Family(Histogram(
             "router_request_duration_seconds", "End-to-end request latency.", ["tier", "stream"], buckets=LATENCY_BUCKETS, registry=r
@@ -151,11 +165,26 @@ class Metrics:
             "Requests naming a model the catalogue does not list but a family's pattern matches (priced by the family).",
             ["family"], registry=r))
         self.tenant_spend = Family(Counter("router_tenant_spend_usd_total", "Estimated USD per tenant.", ["tenant"], registry=r))
-        self.in_flight = Gauge("router_requests_in_flight", "Requests being served, streams included.", registry=r)
-        self.draining = Gauge("router_draining", "1 while the router drains after SIGTERM.", registry=r)
+        self.in_flight = Gauge(
+            "router_requests_in_flight", "Requests being served, streams included.", registry=r, multiprocess_mode="livesum"
+        )
+        self.draining = Gauge("router_draining", "1 while the router drains after SIGTERM.", registry=r, multiprocess_mode="livemax")
+        # The shared state backend (issue 14): degraded = serving from local state because Redis is unreachable.
+        self.state_degraded = Gauge(
+            "router_state_degraded",
+            "1 while the shared state backend is unreachable and local state stands in for it.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.state_errors = Family(Counter(
+            "router_state_backend_errors_total", "Failed or timed-out calls to the shared state backend, by operation.",
+            ["operation"], registry=r,
+        ))
 
     def watch(self, collector: Collector) -> None:
         self.registry.register(collector)
 
     def render(self) -> bytes:
+        if self._aggregate is not None:
+            return generate_latest(self._aggregate) + generate_latest(self.registry)
         return generate_latest(self.registry)

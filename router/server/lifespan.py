@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -22,6 +23,8 @@ from router.policy.tiers import deprecation_notices, sdk_deprecations
 from router.policy.watch import DirectoryWatcher, install_sighup
 from router.server.checks import reload_check
 from router.settings import Settings
+from router.state.redis_state import RedisState
+from router.observability.metrics import Metrics
 from router.upstream.endpoint import Upstream, default_transport
 from router.upstream.transport import TransportFactory
 
@@ -96,8 +99,36 @@ async def _upstream_and_triage(
             log.info("Forwarding to %s", settings.upstream_url)
     try:
         async with build_triage(settings, policy.classifier, settings.models_dir, upstream.base_url) as triage:
-            yield Services(settings, store, upstream, kind, triage)
+            async with _state_backend(settings) as services_for:
+                yield await services_for(store, upstream, kind, triage)
     finally:
         await upstream.close()
         if sim is not None:
             await sim.close()
+
+
+@asynccontextmanager
+async def _state_backend(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[Services]]]:
+    """The state backend (issue 14): Redis when ``state_url`` is set, else memory with the SQLite ledger.
+    Yields the ``Services`` builder; on the way out pending state writes finish and the ledger is flushed."""
+    shared = None
+    if settings.state_url is not None:
+        password = settings.state_password.reveal() if settings.state_password is not None else None
+        shared = RedisState(settings.state_url.reveal(), settings.state_timeout, password)
+    metrics = Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+    built: list[Services] = []
+
+    async def services_for(*args: Any) -> Services:
+        services = Services(settings, *args, shared=shared, metrics=metrics)
+        built.append(services)
+        budgeted = lambda: [n for n, t in services.store.current.tenants.tenants.items() if t.budget]  # noqa: E731
+        await services.tenancy.start(budgeted)  # loads the month's spend before the first request
+        return services
+
+    try:
+        yield services_for
+    finally:
+        for services in built:
+            await services.tenancy.close()
+        if shared is not None:
+            await shared.close()

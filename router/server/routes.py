@@ -206,6 +206,7 @@ async def readyz_details(request: Request[Any, Any, Any]) -> ASGIResponse:
         "tiers": {name: tier.primary for name, tier in tiers.tiers.items()},
         "default_tier": tiers.default_tier,
         "cooling": sorted(svc.cooldowns.active(svc.clock())),
+        "state": svc.state_report(),  # degraded state is reported, never a reason to be unready
     }
     return _json(503 if svc.draining else 200, msgspec.json.encode(details))
 

@@ -1,8 +1,8 @@
-"""Who is calling and whether they may: tenant from the key, rate limit, budget; and settling both once
-the answer's usage is known.
+"""Who is calling and whether they may: tenant from the key, rate limit, budget (reserve the estimated
+cost); and settling both once the answer's usage is known.
 
-Owns the per-tenant checks around a request. The state (token buckets, the budget ledger) lives on
-``Tenancy``; the limits come from the policy version the request started with.
+Owns the per-tenant checks around a request. The state (token buckets, the budget ledger, local or shared)
+lives on ``Tenancy``; the limits come from the policy version the request started with.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from router.errors import AuthenticationFailed
-from router.tenancy.limits import rate_limited
 from router.policy.loader import Policy
-from router.tenancy.spend import EXCEEDED_DOWNGRADE, EXCEEDED_REJECT, budget_exceeded
 from router.tenancy.tenants import TenantView
-from router.tenancy.state import Tenancy
+from router.tenancy.state import Reservation, Tenancy
 
 
 def client_credential(headers: Iterable[tuple[str, str]]) -> str | None:
@@ -40,26 +38,18 @@ def tenant_of(headers: Any, state: Tenancy, policy: Policy) -> TenantView:
     return state.tenants(policy).resolve(key)
 
 
-def admit(state: Tenancy, who: TenantView, estimated_tokens: int) -> str | None:
-    """Rate limit and budget; returns the tier to downgrade to when the budget says so."""
-    tenant = who.tenant
-    if tenant is None:
+async def admit(
+    state: Tenancy, who: TenantView, estimated_tokens: int, policy: Policy, max_tokens: int | None
+) -> Reservation | None:
+    """Rate limit and budget: consume the buckets and reserve the request's estimated cost, or raise the 429.
+
+    The reservation's ``downgrade`` names the tier to downgrade to when the budget says so."""
+    if who.tenant is None:
         return None
-    decision = state.limiter.check(who.name, tenant.rate_limit, estimated_tokens)
-    if not decision.admitted:
-        raise rate_limited(who.name, decision)
-    budget = state.ledger.check(who.name, tenant.budget)
-    if budget.status == EXCEEDED_REJECT:
-        state.limiter.settle(who.name, tenant.rate_limit, 0, estimated_tokens)
-        raise budget_exceeded(who.name, budget)
-    return budget.downgrade_tier if budget.status == EXCEEDED_DOWNGRADE else None
+    usd = state.estimate_usd(policy, estimated_tokens, max_tokens) if who.tenant.budget is not None else 0.0
+    return await state.admit(who, estimated_tokens, usd)
 
 
-def settle(state: Tenancy, who: TenantView, estimated: int, usage: dict[str, int], usd: float) -> None:
-    """After the answer: correct the token bucket to what was used and add the cost to the budget."""
-    tenant = who.tenant
-    if tenant is None:
-        return
-    state.limiter.settle(who.name, tenant.rate_limit, sum(usage.values()), estimated)
-    if usd:
-        state.ledger.add(who.name, usd)
+def settle(state: Tenancy, reservation: Reservation | None, usage: dict[str, int], usd: float) -> None:
+    """After the answer (or its failure): the real tokens and cost replace what admission reserved."""
+    state.settle(reservation, sum(usage.values()), usd)

@@ -7,7 +7,8 @@ input (including cache reads and writes) plus output. At admission only an estim
 charges the difference once the response's usage is in.
 
 Not thread-safe: it is meant for the event loop, where ``check`` and ``settle`` never interleave (no awaits).
-Replicas each keep their own buckets, so a tenant's effective limit is per replica.
+These are the ``memory`` backend's buckets, and the local stand-in while Redis is unreachable; with
+``--state-url`` the shared buckets are the same arithmetic in a Lua script (``router.state.redis_state``).
 """
 
 from __future__ import annotations

@@ -331,7 +331,7 @@ def test_deployment_probes_security_and_secrets() -> None:
     # Secrets from a Secret via secretKeyRef; never a literal value or a ConfigMap.
     secret = next(d for p, d in k8s_docs() if d["kind"] == "Secret")
     env = {e["name"]: e for e in container["env"]}
-    for name in ("ANTHROPIC_API_KEY", "ROUTER_ADMIN_KEY_HASH"):
+    for name in ("ANTHROPIC_API_KEY", "ROUTER_ADMIN_KEY_HASH", "ROUTER_STATE_URL"):
         assert "value" not in env[name], f"{name} must not be a literal"
         ref = env[name]["valueFrom"]["secretKeyRef"]
         assert ref["name"] == secret["metadata"]["name"]
@@ -424,7 +424,7 @@ def _bind_sources(service: dict[str, Any]) -> list[tuple[str, str]]:
 def test_compose_structure() -> None:
     spec = compose()
     services = spec["services"]
-    assert set(services) == {"router", "sim", "prometheus", "grafana"}
+    assert set(services) == {"router", "sim", "redis", "prometheus", "grafana"}
 
     # Router and sim are the image built from deploy/Dockerfile.
     for name in ("router", "sim"):
@@ -449,7 +449,7 @@ def test_compose_structure() -> None:
 
     # Published ports (loopback only) and healthchecks.
     published = {name: [p.split(":")[-1] for p in svc.get("ports", [])] for name, svc in services.items()}
-    assert published == {"router": ["8080", "8081"], "sim": [], "prometheus": ["9090"], "grafana": ["3000"]}
+    assert published == {"router": ["8080", "8081"], "sim": [], "redis": [], "prometheus": ["9090"], "grafana": ["3000"]}
     assert args.admin_port == 8081 and args.admin_host == "0.0.0.0"  # Prometheus (another container) scrapes it
     for svc in services.values():
         assert all(p.startswith("127.0.0.1:") for p in svc.get("ports", []))
@@ -579,3 +579,12 @@ def test_router_serves_the_configmap_layout_and_answers_the_image_healthcheck(tm
                 proc.kill()
                 proc.wait(5)
     assert re.search(r"sk-not-a-tenant-key", log.read_text(errors="replace")) is None, "keys never reach the log"
+
+
+def test_compose_router_keeps_its_state_in_the_compose_redis() -> None:
+    services = compose()["services"]
+    url = services["router"]["environment"]["ROUTER_STATE_URL"]
+    assert "redis://redis:6379/" in url
+    assert services["router"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    command = services["redis"]["command"]
+    assert "noeviction" in command and "--appendonly" in command

@@ -75,7 +75,48 @@ def test_waits_out_the_shortest_retry_after_when_everything_failed():
     assert clock.slept == [2.0]
     assert result.success == "ok" and result.target.model == "claude-sonnet-4-6"
     assert calls == ["claude-opus-4-8", "claude-sonnet-4-6", "claude-haiku-4-5", "claude-sonnet-4-6"]
-    assert dispatcher.cooldowns.get("claude-sonnet-4-6") is None, "a success clears the cooldown"
+    # The retry started after the 429 that cooled Sonnet, so its success is news and clears the cooldown
+    # (a success older than the mark would not: see test_a_stale_success_does_not_clear_a_newer_cooldown).
+    assert dispatcher.cooldowns.get("claude-sonnet-4-6") is None, "a newer success clears the cooldown"
+
+
+def test_a_stale_success_does_not_clear_a_newer_cooldown():
+    # Request A's Opus attempt starts, then request B's Opus attempt gets a 429 (retry-after 30) and B falls
+    # back to Sonnet; A's answer arrives afterwards. It says nothing about Opus since the 429: Opus stays cooling.
+    clock = Clock()
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
+    release = asyncio.Event()
+
+    async def slow_ok(target, deadline):
+        await release.wait()
+        return "ok"
+
+    b_attempt, _ = scripted({"claude-opus-4-8": [limited("claude-opus-4-8", 30)], "claude-sonnet-4-6": ["ok"]})
+
+    async def scenario():
+        decision = plan(FACTS, POLICY, {}, clock())
+        a = asyncio.create_task(dispatcher.run(decision, slow_ok, 1e9, TABLE.default_cooldown_seconds))
+        await asyncio.sleep(0)  # A's attempt is in flight
+        clock.now += 1
+        b = await dispatcher.run(decision, b_attempt, 1e9, TABLE.default_cooldown_seconds)
+        clock.now += 1
+        release.set()
+        return await a, b
+
+    a, b = asyncio.run(scenario())
+    assert a.success == "ok" and a.target.model == "claude-opus-4-8"
+    assert b.target.model == "claude-sonnet-4-6"
+    cooling = dispatcher.cooldowns.get("claude-opus-4-8")
+    assert cooling is not None and cooling.until == 101.0 + 30, "a success older than the 429 must not clear it"
+    assert "claude-opus-4-8" in dispatcher.cooldowns.active(clock())
+
+
+def test_cooldowns_are_capped_whatever_retry_after_says():
+    clock = Clock()
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)  # max_cooldown_seconds defaults to 300
+    attempt, _ = scripted({"claude-opus-4-8": [limited("claude-opus-4-8", 86400)], "claude-sonnet-4-6": ["ok"]})
+    run(dispatcher, attempt)
+    assert dispatcher.cooldowns.get("claude-opus-4-8").until == 100.0 + 300.0
 
 
 def test_no_wait_past_the_deadline():

@@ -233,19 +233,27 @@ STICKY = """rules:
 
 
 def test_sticky_rule_keeps_a_conversation_on_the_model_that_answered_it(make_router, sim):
-    # No cooldown, so only stickiness (not a cooling Opus) can keep the follow-up on Sonnet.
+    # No cooldown, so only stickiness (not a cooling Opus) can decide where the follow-ups go.
     tiers = (POLICIES / "tiers.yaml").read_text().replace("default_cooldown_seconds: 10", "default_cooldown_seconds: 0")
     assert "default_cooldown_seconds: 0" in tiers
     router = make_router(tiers_yaml=tiers, files={"rules.yaml": STICKY})
     c = sdk_client(router)
     first = [{"role": "user", "content": "Plan a migration of our billing database."}]
-    sim.faults({"kind": "overloaded", "model": "claude-opus-4-8", "count": 1})
-    raw = c.messages.with_raw_response.create(model="opus", max_tokens=8, messages=first)
-    assert raw.headers["x-router-model"] == "claude-sonnet-4-6"  # opus overloaded: sonnet answered
+    raw = c.messages.with_raw_response.create(model="sonnet", max_tokens=8, messages=first)
+    assert raw.headers["x-router-model"] == "claude-sonnet-4-6"  # the sonnet tier's primary answered
     follow = [*first, {"role": "assistant", "content": "Here is a plan."}, {"role": "user", "content": "go on"}]
     raw = c.messages.with_raw_response.create(model="opus", max_tokens=8, messages=follow)
     assert raw.headers["x-router-model"] == "claude-sonnet-4-6", "the conversation stays where its cache is"
     assert raw.headers["x-router-attempts"] == "claude-sonnet-4-6:200"
+    # A fallback's answer is not remembered (issue 13, defect 7): Opus overloaded once, Sonnet answered,
+    # and the follow-up goes back to Opus instead of being pinned to the fallback for good.
+    fell_back = [{"role": "user", "content": "Draft the rollback plan."}]
+    sim.faults({"kind": "overloaded", "model": "claude-opus-4-8", "count": 1})
+    raw = c.messages.with_raw_response.create(model="opus", max_tokens=8, messages=fell_back)
+    assert raw.headers["x-router-model"] == "claude-sonnet-4-6"
+    follow = [*fell_back, {"role": "assistant", "content": "Here it is."}, {"role": "user", "content": "go on"}]
+    raw = c.messages.with_raw_response.create(model="opus", max_tokens=8, messages=follow)
+    assert raw.headers["x-router-model"] == "claude-opus-4-8"
     other = [{"role": "user", "content": "A different conversation."}]
     raw = c.messages.with_raw_response.create(model="opus", max_tokens=8, messages=other)
     assert raw.headers["x-router-model"] == "claude-opus-4-8"

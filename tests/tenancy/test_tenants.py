@@ -271,3 +271,29 @@ def test_budget_exceeded_error():
     assert error.status == 429 and error.error_type == "rate_limit_error"
     assert error.headers == {"x-should-retry": "false", "x-router-budget-reset": "2027-04-01T00:00:00Z"}
     assert "'acme'" in error.message and "$10.00" in error.message and "monthly budget" in error.message
+
+
+def test_budget_exceeded_error_keeps_small_amounts():
+    # A $0.001 budget and $0.0012 spent read "$0.00" of "$0.00" before (issue 13, defect 19).
+    ledger = BudgetLedger(FakeClock(at(2027, 3, 10)))
+    ledger.add("acme", 0.0012)
+    message = budget_exceeded("acme", ledger.check("acme", Budget(monthly_usd=0.001))).message
+    assert "$0.001 " in message and "$0.0012 spent" in message and "$0.00 " not in message
+
+
+def test_reservations_count_against_the_budget_until_settled_or_expired():
+    clock = FakeClock(at(2027, 3, 10))
+    ledger = BudgetLedger(clock)
+    budget = Budget(monthly_usd=1.0)
+    assert ledger.reserve("acme", budget, 0.6, hold="a").status == OK
+    assert ledger.reserve("acme", budget, 0.6, hold="b", ttl=30).status == OK  # 0.6 < 1.0: room left
+    assert ledger.reserve("acme", budget, 0.6, hold="c").status == EXCEEDED_REJECT  # 1.2 reserved: no room
+    assert ledger.reserved("acme") == pytest.approx(1.2)
+    ledger.settle("acme", "a", 0.1)  # the real cost replaces the reservation
+    assert ledger.spent("acme") == pytest.approx(0.1) and ledger.reserved("acme") == pytest.approx(0.6)
+    clock.now += 31  # "b" was never settled: it expires rather than holding the budget all month
+    assert ledger.reserved("acme") == 0.0
+    assert ledger.reserve("acme", budget, 0.6, hold="d").status == OK
+    month, dirty = ledger.take_dirty()
+    assert month == "2027-03" and dirty == {"acme": pytest.approx(0.1)}
+    assert ledger.take_dirty()[1] == {}

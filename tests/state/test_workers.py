@@ -1,0 +1,51 @@
+"""``router serve --workers 2 --state-url``: one port, two processes, metrics summed, both drained on SIGTERM;
+and ``--workers 2`` without shared state is refused with the reason."""
+
+from __future__ import annotations
+
+import signal
+import time
+from functools import partial
+
+from router.cli.main import main
+from tests.state.helpers import call, concurrent, metric, scrape
+from tests.state.test_local_state import readyz
+from tests.state.test_outage_and_restart import Serve, _policies
+
+
+def test_two_workers_share_one_port_sum_their_metrics_and_drain_on_sigterm(sim, tmp_path, redis_server):
+    serve = Serve(_policies(tmp_path), sim.url, "--workers", "2", "--state-url", redis_server.url)
+    try:
+        outcomes = concurrent([partial(call, serve.url, stream=False, max_tokens=8) for _ in range(40)], 8)
+        assert set(outcomes) == {"ok"}
+        pids = set()
+        for _ in range(30):  # new connections land on either worker; each one's /metrics has both counts
+            assert metric(scrape(serve.url), "router_requests_total", 'outcome="ok"') == 40
+            pids.add(readyz(serve.url)["state"]["pid"])
+        assert len(pids) == 2, ("both workers answered", pids)
+        # Slow streams in flight when SIGTERM arrives must all finish.
+        sim.profiles({"*": {"ttft_ms": 300, "tokens_per_s": 20, "output_tokens": 40}})
+        import threading
+
+        results: list[str] = []
+        runner = threading.Thread(
+            target=lambda: results.extend(concurrent([partial(call, serve.url, stream=True) for _ in range(6)], 6))
+        )
+        runner.start()
+        deadline = time.monotonic() + 20
+        while metric(scrape(serve.url), "router_requests_in_flight") < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)  # every stream is in flight (the gauge is summed over both workers)
+        serve.proc.send_signal(signal.SIGTERM)
+        runner.join(30)
+        assert serve.proc.wait(30) == 0
+        assert results == ["ok"] * 6, results
+    finally:
+        if serve.proc.poll() is None:
+            serve.proc.kill()
+
+
+def test_several_workers_without_shared_state_are_refused(capsys, monkeypatch):
+    monkeypatch.delenv("ROUTER_STATE_URL", raising=False)
+    assert main(["serve", "--workers", "2", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--state-url" in err and "worker" in err
