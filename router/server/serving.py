@@ -106,17 +106,20 @@ class RouterServer:
         """The admin listener's bound port (the real one when ``admin_port`` was 0); None before it is bound."""
         return self._admin_port
 
-    def run(self, client_sockets: list[socket.socket] | None = None) -> None:
-        """Serve until stopped; ``client_sockets``: already bound client sockets (``--workers``)."""
-        asyncio_run(self.serve(client_sockets), loop_factory=self.client.config.get_loop_factory())
+    def run(self, client_sockets: list[socket.socket] | None = None, admin_socket: socket.socket | None = None) -> None:
+        """Serve until stopped; the sockets: already bound by the caller (``--workers``)."""
+        asyncio_run(self.serve(client_sockets, admin_socket), loop_factory=self.client.config.get_loop_factory())
 
     def stop(self) -> None:
         """Ask for a graceful shutdown, as SIGTERM would (without marking the services draining first)."""
         self.client.should_exit = True
 
-    async def serve(self, client_sockets: list[socket.socket] | None = None) -> None:
+    async def serve(
+        self, client_sockets: list[socket.socket] | None = None, admin_socket: socket.socket | None = None
+    ) -> None:
         # Bind the admin port first: if it is taken, fail (exit 3, uvicorn logs why) before any port opens.
-        admin_socket = self.admin.config.bind_socket() if self.admin is not None else None
+        if admin_socket is None and self.admin is not None:
+            admin_socket = self.admin.config.bind_socket()
         if admin_socket is not None:
             self._admin_port = int(admin_socket.getsockname()[1])
         client = asyncio.create_task(self.client.serve(sockets=client_sockets))

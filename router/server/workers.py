@@ -21,6 +21,8 @@ import socket
 import tempfile
 from typing import Any
 
+import msgspec
+
 from router.settings import Settings
 
 log = logging.getLogger("router")
@@ -39,20 +41,22 @@ def _worker(settings: Settings, index: int) -> None:
     # Its own session: a terminal's Ctrl-C reaches the supervisor only, which forwards it once (a second
     # signal would make uvicorn skip the drain).
     os.setsid()
-    import msgspec
-
     from router.observability.logs import configure_logging
     from router.server.serving import RouterServer
 
     configure_logging(settings.log_level, settings.log_format)
-    if index > 0:
-        # One admin listener for the pod: worker 0's. Its /metrics reads every worker's multiprocess files.
-        settings = msgspec.structs.replace(settings, admin_port=None)
-    sock = _bind(settings.host, settings.port)
-    RouterServer(settings).run(client_sockets=[sock])
+    # Every worker serves both listeners on shared ports (SO_REUSEPORT): whichever answers /metrics reads
+    # every worker's multiprocess files, so the scrape is the pod's sum.
+    client = _bind(settings.host, settings.port)
+    admin = _bind(settings.admin_host, settings.admin_port) if settings.admin_port is not None else None
+    RouterServer(settings).run(client_sockets=[client], admin_socket=admin)
 
 
 def run_workers(settings: Settings) -> int:
+    if settings.admin_port == 0:  # "a free port": one for all workers, chosen here
+        probe = _bind(settings.admin_host, 0)
+        settings = msgspec.structs.replace(settings, admin_port=probe.getsockname()[1])
+        probe.close()
     metrics_dir = tempfile.mkdtemp(prefix="router-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by prometheus-client when a worker imports it
     context = multiprocessing.get_context("spawn")

@@ -48,10 +48,10 @@ def test_redis_down_strict_budgets_refuse_open_ones_serve_and_readyz_stays_ready
         budget_enforcement=enforcement,
     )
     assert call(router.url, stream=False, max_tokens=8) == "ok"
-    assert readyz(router.url)["state"] == {"backend": "redis", "degraded": False, "errors": 0, "pid": os.getpid()}
+    assert readyz(router.admin_url)["state"] == {"backend": "redis", "degraded": False, "errors": 0, "pid": os.getpid()}
     redis_server.kill()
     outcomes = [call(router.url, stream=i % 2 == 0, max_tokens=8) for i in range(4)]
     assert outcomes == (["429"] * 4 if enforcement == "strict" else ["ok"] * 4)
-    state = readyz(router.url)["state"]
+    state = readyz(router.admin_url)["state"]
     assert state["backend"] == "redis" and state["degraded"] is True
-    assert metric(scrape(router.url), "router_state_degraded") == 1.0
+    assert metric(scrape(router.admin_url), "router_state_degraded") == 1.0

@@ -39,7 +39,7 @@ def test_redis_killed_mid_load_costs_no_request_and_the_spend_is_reconciled(sim,
     time.sleep(0.5)
     redis_server.kill()
     time.sleep(1.0)
-    during = scrape(router.url)
+    during = scrape(router.admin_url)
     redis_server.start()  # same port and data directory (append-only file)
     time.sleep(2.5)  # the probe runs every second
     stop.set()
@@ -50,7 +50,7 @@ def test_redis_killed_mid_load_costs_no_request_and_the_spend_is_reconciled(sim,
     assert metric(during, "router_state_backend_errors_total") >= 1
     deadline = time.monotonic() + 5
     while True:  # spend booked locally is handed over within a second or two of Redis' return
-        after = scrape(router.url)
+        after = scrape(router.admin_url)
         booked = metric(after, "router_tenant_spend_usd_total", 'tenant="team-a"')
         in_redis = float(redis_server.command("GET", _spent_key()).split(b"\r\n")[1])
         if abs(in_redis - booked) < 1e-9 or time.monotonic() > deadline:
@@ -70,12 +70,14 @@ class Serve:
     """``router serve`` as a real process against the session simulator."""
 
     def __init__(self, policies: Path, sim_url: str, *args: str) -> None:
-        self.port = free_port()
+        self.port, self.admin_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ROUTER_", "PROMETHEUS_"))}
         env["ANTHROPIC_API_KEY"] = "sk-upstream-test-0000"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "router", "serve", "--port", str(self.port), "--policies", str(policies),
+            [sys.executable, "-m", "router", "serve", "--port", str(self.port), "--admin-port", str(self.admin_port),
+             "--policies", str(policies),
              "--models", str(ROOT / "models"), "--upstream-url", sim_url, "--log-level", "WARNING", *args],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
@@ -111,11 +113,11 @@ def _spend_then_sigkill_then_restart(sim, tmp_path: Path, make_router, *args: st
     try:
         assert set(concurrent([partial(call, first.url, stream=i % 2 == 0) for i in range(6)], 6)) == {"ok"}
         time.sleep(1.3)  # at least one flush (every second)
-        before = spent(first.url)
+        before = spent(first.admin_url)
     finally:
         first.kill(signal.SIGKILL)
     second = make_router(files={"tenants.yaml": tenants_yaml(BUDGET)}, **restart)
-    return before, spent(second.url)
+    return before, spent(second.admin_url)
 
 
 def test_memory_backend_keeps_the_month_spend_across_sigkill(sim, tmp_path, make_router):

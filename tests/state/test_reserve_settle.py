@@ -18,7 +18,7 @@ def test_concurrent_streams_cannot_overshoot_a_budget_by_more_than_the_reservati
     router = make_router(files={"tenants.yaml": tenants_yaml(f"    budget: {{monthly_usd: {BUDGET}}}")})
     outcomes = concurrent([partial(call, router.url, stream=True) for _ in range(20)], workers=20)
     assert set(outcomes) <= {"ok", "429"}, outcomes
-    spent = metric(scrape(router.url), "router_tenant_spend_usd_total", 'tenant="team-a"')
+    spent = metric(scrape(router.admin_url), "router_tenant_spend_usd_total", 'tenant="team-a"')
     # One request's reservation: ~12 input tokens at Opus' $5/M plus max_tokens=64 at $25/M = ~$0.0017.
     one_reservation = (12 * 5 + 64 * 25) / 1_000_000
     assert 0 < spent <= BUDGET + one_reservation, (spent, outcomes)

@@ -44,7 +44,7 @@ def test_a_budget_holds_across_two_routers_json_and_streams_mixed(sim, make_rout
     else:
         raise AssertionError("the budget never ran out")
     time.sleep(0.3)  # settling is written just after each reply
-    spent = sum(metric(scrape(r.url), "router_tenant_spend_usd_total", 'tenant="team-a"') for r in (a, b))
+    spent = sum(metric(scrape(r.admin_url), "router_tenant_spend_usd_total", 'tenant="team-a"') for r in (a, b))
     one_reservation = (20 * 5 + 4096 * 25) / 1_000_000
     assert 0.50 <= spent <= 0.50 + one_reservation, (spent, outcomes.count("ok"))
     ledger = redis_server.command("KEYS", "router:*spent*").decode()

@@ -19,9 +19,9 @@ def test_two_workers_share_one_port_sum_their_metrics_and_drain_on_sigterm(sim, 
         outcomes = concurrent([partial(call, serve.url, stream=False, max_tokens=8) for _ in range(40)], 8)
         assert set(outcomes) == {"ok"}
         pids = set()
-        for _ in range(30):  # new connections land on either worker; each one's /metrics has both counts
-            assert metric(scrape(serve.url), "router_requests_total", 'outcome="ok"') == 40
-            pids.add(readyz(serve.url)["state"]["pid"])
+        for _ in range(30):  # new connections land on either worker (both listeners are shared): each /metrics has both counts
+            assert metric(scrape(serve.admin_url), "router_requests_total", 'outcome="ok"') == 40
+            pids.add(readyz(serve.admin_url)["state"]["pid"])
         assert len(pids) == 2, ("both workers answered", pids)
         # Slow streams in flight when SIGTERM arrives must all finish.
         sim.profiles({"*": {"ttft_ms": 300, "tokens_per_s": 20, "output_tokens": 40}})
@@ -33,7 +33,7 @@ def test_two_workers_share_one_port_sum_their_metrics_and_drain_on_sigterm(sim, 
         )
         runner.start()
         deadline = time.monotonic() + 20
-        while metric(scrape(serve.url), "router_requests_in_flight") < 6 and time.monotonic() < deadline:
+        while metric(scrape(serve.admin_url), "router_requests_in_flight") < 6 and time.monotonic() < deadline:
             time.sleep(0.05)  # every stream is in flight (the gauge is summed over both workers)
         serve.proc.send_signal(signal.SIGTERM)
         runner.join(30)
