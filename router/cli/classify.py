@@ -17,15 +17,22 @@ from typing import Any, TextIO
 import msgspec
 import numpy as np
 
-DEFAULT_DATA = Path(os.environ.get("ROUTER_DATA_DIR", "../shared/data"))
+from router.classify.natural import NATURAL_V2 as NATURAL_FILE
+
+
+def _default_data() -> Path:
+    """``ROUTER_DATA_DIR`` or ``../shared/data``, read when the parser is built (never at import)."""
+    return Path(os.environ.get("ROUTER_DATA_DIR", "../shared/data"))
+
 DEFAULT_MODELS = Path("models")
+DATA_HELP = "folder holding labeled_natural_v2/ and the other labelled sets (env ROUTER_DATA_DIR; default ../shared/data)"
 DEFAULT_NAME = "triage-local-v2"
 V1_NAME = "triage-local-v1"
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("train", help="train the local classifier from the shared data")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled data (default ../shared/data)")
+    p.add_argument("--data", type=Path, default=_default_data(), help=DATA_HELP)
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS, help="model directory (default models/)")
     p.add_argument("--name", default=DEFAULT_NAME)
     p.add_argument("--extra", type=Path, action="append", default=[], help="Haiku-labelled JSONL to fold in")
@@ -37,7 +44,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the margins' intervals")
 
     p = sub.add_parser("eval", help="print the classifier's quality report against its baselines")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data", type=Path, default=_default_data(), help=DATA_HELP)
     p.add_argument("--models", type=Path, default=DEFAULT_MODELS)
     p.add_argument("--name", default=DEFAULT_NAME)
     p.add_argument("--baseline", default=V1_NAME, help="the previously shipped model to compare with")
@@ -59,14 +66,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "confidence threshold for that share of Haiku calls (requests on stdin)",
     )
     p.add_argument("--target-share", type=float, default=None, help="share of requests to send to Haiku, 0..1")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data", type=Path, default=_default_data(), help=DATA_HELP)
     p.add_argument("--models", type=Path, default=DEFAULT_MODELS)
     p.add_argument("--policies", type=Path, default=Path("policies"), help="for the tier prices (tiers.yaml)")
     p.add_argument("--name", default=DEFAULT_NAME)
 
 
+
+
 def run(args: argparse.Namespace) -> int:
     handler = {"train": _train, "eval": _eval, "classify": _classify, "calibrate": _calibrate}[args.command]
+    reads_data = args.command in ("train", "eval") or (args.command == "calibrate" and args.target_share is None)
+    if reads_data and not (args.data / NATURAL_FILE).is_file():
+        print(
+            f"router: no labelled data at {args.data} (expected {args.data / NATURAL_FILE}); "
+            "point at it with --data DIR or ROUTER_DATA_DIR",
+            file=sys.stderr,
+        )
+        return 2
     return handler(args)
 
 

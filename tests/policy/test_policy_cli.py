@@ -17,7 +17,7 @@ import pytest
 
 from router.policy.keys import hash_key
 from tests.conftest import POLICIES, ROOT
-from tests.test_classifier_commands import run_router
+from tests.classify.test_classifier_commands import run_router
 
 CASES = """cases:
   - name: high math goes to opus
