@@ -112,14 +112,19 @@ async def _classify(request: Request[Any, Any, Any], who: TenantView | None) -> 
     local_only = request.query_params.get("local_only") in ("1", "true")
     svc = _services(request)
     policy = svc.store.current
-    if who is not None:
-        admit(svc.tenancy, who, 0)  # the tenant's request rate and budget, as for a Messages request
+    # The tenant's request rate and budget, as for a Messages request (nothing is reserved: no tokens out).
+    reservation = await admit(svc.tenancy, who, 0, policy, 0) if who is not None else None
     started = svc.clock()
-    result = await svc.triage.classify(body, local_only=local_only, threshold=policy.classifier.confidence_threshold)
+    try:
+        result = await svc.triage.classify(body, local_only=local_only, threshold=policy.classifier.confidence_threshold)
+    except BaseException:
+        settle(svc.tenancy, reservation, {}, 0.0)
+        raise
     record_triage(svc.metrics, policy, result, svc.clock() - started, policy.classifier.haiku.model)
-    if who is not None and result.haiku is not None and result.haiku.usd:
-        settle(svc.tenancy, who, 0, {}, result.haiku.usd)  # the Haiku call is the tenant's spend, not the router's
-        svc.metrics.tenant_spend.labels(who.name).inc(result.haiku.usd)
+    usd = result.haiku.usd if result.haiku is not None else 0.0
+    settle(svc.tenancy, reservation, {}, usd)  # the Haiku call is the tenant's spend, not the router's
+    if who is not None and usd:
+        svc.metrics.tenant_spend.labels(who.name).inc(usd)
     return _json(200, msgspec.json.encode(result.classification))
 
 

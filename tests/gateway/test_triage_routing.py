@@ -23,8 +23,9 @@ def triage_requests(sim) -> list[dict]:
 
 
 HARD_MATH_PROMPT = (
-    "Derive the closed form of the sum of k^3 for k=1..n, then prove it rigorously by induction and "
-    "generalise to arbitrary powers using Bernoulli numbers."
+    "Let f be a continuous function on [0,1] with integral of f(x) x^n dx = 0 for every n >= 0. Prove "
+    "rigorously that f is identically zero, using the Weierstrass approximation theorem, and then extend the "
+    "result to functions in L^2[0,1] with a full measure-theoretic argument. Derive every step."
 )
 
 
