@@ -35,56 +35,6 @@ class CascadeResult(msgspec.Struct, frozen=True, kw_only=True):
     """Set when Haiku was consulted (including ``breaker_open``, where no call went out)."""
 
 
-class CascadeStats:
-    """Running counters of one cascade. Mutable on purpose; read them, do not reset them mid-flight."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.decided_by: dict[str, int] = {"local": 0, "haiku": 0, "fallback": 0}
-        self.haiku_calls = 0
-        """Times Haiku was consulted, including ones the open breaker turned away without a call."""
-        self.haiku_outcomes: dict[str, int] = {outcome: 0 for outcome in OUTCOMES}
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cache_read_tokens = 0
-        self.cache_write_tokens = 0
-        self.usd = 0.0
-        """What the triage calls themselves cost, apart from the requests they routed."""
-
-    @property
-    def haiku_failures(self) -> dict[str, int]:
-        return {outcome: n for outcome, n in self.haiku_outcomes.items() if outcome != "ok"}
-
-    def record(self, result: CascadeResult) -> None:
-        self.calls += 1
-        self.decided_by[result.classification.stage] = self.decided_by.get(result.classification.stage, 0) + 1
-        haiku = result.haiku
-        if haiku is None:
-            return
-        self.haiku_calls += 1
-        self.haiku_outcomes[haiku.outcome] = self.haiku_outcomes.get(haiku.outcome, 0) + 1
-        self.input_tokens += haiku.input_tokens
-        self.output_tokens += haiku.output_tokens
-        self.cache_read_tokens += haiku.cache_read_tokens
-        self.cache_write_tokens += haiku.cache_write_tokens
-        self.usd += haiku.usd
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "decided_by": dict(self.decided_by),
-            "haiku_calls": self.haiku_calls,
-            "haiku_outcomes": dict(self.haiku_outcomes),
-            "tokens": {
-                "input": self.input_tokens,
-                "output": self.output_tokens,
-                "cache_read": self.cache_read_tokens,
-                "cache_write": self.cache_write_tokens,
-            },
-            "usd": self.usd,
-        }
-
-
 class Cascade:
     def __init__(self, local: LocalModel, haiku: HaikuClassifier | None, threshold: float) -> None:
         if not 0.0 <= threshold <= 1.0:
@@ -92,7 +42,6 @@ class Cascade:
         self.local = local
         self.haiku = haiku
         self.threshold = threshold
-        self.stats = CascadeStats()
 
     async def classify(
         self, body: dict[str, Any], *, local_only: bool = False, threshold: float | None = None
@@ -108,5 +57,4 @@ class Cascade:
                 result = CascadeResult(classification=haiku.classification, local=local, haiku=haiku)
             else:
                 result = CascadeResult(classification=local.with_stage("fallback"), local=local, haiku=haiku)
-        self.stats.record(result)
         return result

@@ -41,7 +41,7 @@ def request_facts(
     view = parsed.view
     return Facts(
         model=view.model,
-        input_tokens=len(parsed.raw) // 4,  # about four bytes of JSON per token: an estimate, not a count
+        input_tokens=parsed.estimated_tokens,
         max_tokens=view.max_tokens,
         tools=bool(view.tools),
         images=images,

@@ -129,7 +129,7 @@ async def _forward(
     unlisted = policy.tiers.catalogue.unlisted_family(parsed.view.model)
     if unlisted is not None:
         metrics.unlisted_models.labels(unlisted).inc()
-    estimated = len(parsed.raw) // 4 if messages else 0
+    estimated = parsed.estimated_tokens if messages else 0
     reservation = progress.reservation = await _admit(svc, who, estimated, policy, parsed, messages)
     downgrade = reservation.downgrade if reservation is not None else None
     progress.admitted = True

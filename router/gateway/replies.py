@@ -72,10 +72,16 @@ def stream_reply(headers: dict[str, str], chunks: AsyncIterator[bytes]) -> Strea
     return StreamReply(headers, chunks)
 
 
-def error_reply(exc: ClientFacingError, extra: dict[str, str] | None = None) -> Reply:
+def envelope(exc: ClientFacingError, extra: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """A client-facing error as status, headers and Anthropic's envelope, with a fresh ``request-id``: the
+    one place an error answer is built (the front door's replies and Litestar's handlers both use it)."""
     request_id = new_request_id()
     headers = {"request-id": request_id, **exc.headers, **(extra or {})}
-    return json_reply(exc.status, headers, error_body(exc.status, exc.message, request_id))
+    return exc.status, headers, error_body(exc.status, exc.message, request_id)
+
+
+def error_reply(exc: ClientFacingError, extra: dict[str, str] | None = None) -> Reply:
+    return json_reply(*envelope(exc, extra))
 
 
 def failure_reply(plan: Plan, result: Dispatched[object], now: float, cooling_until: dict[str, float]) -> Reply:

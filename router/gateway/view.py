@@ -33,6 +33,12 @@ class ParsedRequest(msgspec.Struct, frozen=True):
     body: dict[str, Any]
     raw: bytes
 
+    @property
+    def estimated_tokens(self) -> int:
+        """The request's input size in tokens, estimated as about four bytes of JSON per token: the one
+        estimate rules (``input_tokens``), rate limits and budget reservations all use; never a count."""
+        return len(self.raw) // 4
+
 
 MAX_MODEL_CHARS = 256
 """Longest ``model`` string accepted. Real ids are ~20 characters; the bound keeps a client string from

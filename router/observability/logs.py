@@ -116,3 +116,9 @@ def configure_logging(level: str, log_format: str | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Python warnings would otherwise reach stderr as bare text lines between the JSON ones.
     logging.captureWarnings(True)
+
+
+def log_unexpected(logger: logging.Logger, doing: str, exc: BaseException) -> None:
+    """An unexpected error, named by its type only: its message may quote request content. The traceback
+    is attached only when the logger is at DEBUG (which the router never ships with)."""
+    logger.error("unexpected error while %s: %s", doing, type(exc).__name__, exc_info=logger.isEnabledFor(logging.DEBUG))

@@ -18,10 +18,11 @@ from typing import Any, NamedTuple
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 
+from router.observability.logs import log_unexpected
 from router.errors import ClientFacingError, InternalError, MethodNotAllowed, NotFound, RequestTooLarge
-from router.errors import error_body
+
 from router.server.asgi import TOO_LARGE, RouterApp
-from router.gateway.replies import new_request_id
+from router.gateway.replies import envelope
 from router.server.openapi import encoded as openapi_document
 from router.server.routes import ADMIN_ROUTES, CLIENT_ROUTES
 from router.server.lifespan import build_services
@@ -40,13 +41,8 @@ _HTTP_ERRORS: dict[int, tuple[type[ClientFacingError], str]] = {
 
 
 def _render(exc: ClientFacingError) -> Response[bytes]:
-    request_id = new_request_id()
-    return Response(
-        content=error_body(exc.status, exc.message, request_id),
-        status_code=exc.status,
-        headers={"request-id": request_id, **exc.headers},
-        media_type="application/json",
-    )
+    status, headers, body = envelope(exc)
+    return Response(content=body, status_code=status, headers=headers, media_type="application/json")
 
 
 def _client_error(_: Request[Any, Any, Any], exc: ClientFacingError) -> Response[bytes]:
@@ -66,7 +62,7 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
 
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     # The exception's type only: messages may quote request content.
-    log.error("unexpected error while handling a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+    log_unexpected(log, "handling a request", exc)
     return _render(InternalError("internal error in the router"))
 
 

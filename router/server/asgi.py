@@ -32,6 +32,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from router.observability.logs import log_unexpected
 from router.errors import (
     ClientFacingError,
     ClientGone,
@@ -97,7 +98,7 @@ class RouterApp:
         except ClientFacingError as exc:
             reply = error_reply(exc)
         except Exception as exc:  # a bug: answer in the envelope, log the type only (messages may quote content)
-            log.error("unexpected error while handling a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+            log_unexpected(log, "handling a request", exc)
             reply = error_reply(InternalError("internal error in the router"))
         except BaseException:
             if watcher is not None:
@@ -182,7 +183,7 @@ async def send_reply(reply: Reply, send: Send) -> None:
             try:
                 reply.after()
             except Exception as exc:  # a bug in the accounting: the answer is out; log the type only
-                log.error("unexpected error while accounting a request: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+                log_unexpected(log, "accounting a request", exc)
 
 
 async def send_stream(
@@ -215,7 +216,7 @@ async def send_stream(
         if mark_end is not None:
             mark_end("shutdown")  # before the writer is cancelled, which closes the relay
     except Exception as exc:  # a bug in the relay: the connection is closed by the server; type only
-        log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+        log_unexpected(log, "streaming a reply", exc)
     finally:
         if writer is not None and not writer.done():
             writer.cancel()
@@ -229,7 +230,7 @@ async def send_stream(
             except asyncio.CancelledError:
                 pass
             except Exception as exc:  # a bug in the relay, as above
-                log.error("unexpected error while streaming a reply: %s", type(exc).__name__, exc_info=log.isEnabledFor(10))
+                log_unexpected(log, "streaming a reply", exc)
         if shutdown:
             await _end_for_shutdown(send)
         # A writer cancelled while it was in ``send`` (or before it asked for the first chunk) leaves the

@@ -61,7 +61,6 @@ def test_confident_local_answer_needs_no_haiku(sim):
     [result], cascade = run_cascade(sim, confidence=0.9)
     assert result.classification.stage == "local" and result.classification == result.local
     assert result.haiku is None and haiku_requests(sim) == 0
-    assert cascade.stats.calls == 1 and cascade.stats.haiku_calls == 0 and cascade.stats.usd == 0
 
 
 def test_unsure_local_answer_asks_haiku(sim):
@@ -70,9 +69,7 @@ def test_unsure_local_answer_asks_haiku(sim):
     assert result.haiku is not None and result.haiku.outcome == "ok"
     assert result.classification.stage == "haiku" and result.classification == result.haiku.classification
     assert result.local.stage == "local" and result.local.confidence == 0.3
-    stats = cascade.stats
-    assert stats.haiku_calls == 1 and stats.decided_by["haiku"] == 1 and stats.haiku_failures["error"] == 0
-    assert stats.input_tokens == result.haiku.input_tokens > 0 and stats.usd == pytest.approx(result.haiku.usd)
+    assert result.haiku.input_tokens > 0 and result.haiku.usd > 0  # what record_triage meters
 
 
 def test_local_only_never_calls_haiku(sim):
@@ -92,7 +89,6 @@ def test_haiku_deadline_falls_back_to_the_local_answer(sim):
     assert time.monotonic() - started < 1.5
     assert result.haiku is not None and result.haiku.outcome == "timeout"
     assert result.classification == result.local.with_stage("fallback")
-    assert cascade.stats.decided_by["fallback"] == 1 and cascade.stats.haiku_failures["timeout"] == 1
 
 
 @pytest.mark.parametrize("fault", [{"kind": "overloaded"}, {"kind": "server_error"}, {"kind": "connect_refused"}])
@@ -101,7 +97,6 @@ def test_haiku_errors_fall_back_to_the_local_answer(sim, fault):
     [result], cascade = run_cascade(sim, confidence=0.3)
     assert result.haiku is not None and result.haiku.outcome == "error"
     assert result.classification.stage == "fallback" and result.classification.category == "chitchat"
-    assert cascade.stats.haiku_failures["error"] == 1
 
 
 def test_open_breaker_falls_back_without_calling(sim):
@@ -110,9 +105,6 @@ def test_open_breaker_falls_back_without_calling(sim):
     assert [r.haiku.outcome for r in results if r.haiku] == ["error", "error", "breaker_open", "breaker_open"]
     assert all(r.classification.stage == "fallback" for r in results)
     assert haiku_requests(sim) == 2
-    assert cascade.stats.as_dict()["haiku_outcomes"] == {
-        "ok": 0, "timeout": 0, "error": 2, "malformed": 0, "breaker_open": 2,
-    }
 
 
 def test_threshold_must_be_a_probability():
