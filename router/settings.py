@@ -90,8 +90,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     budget_enforcement: str = "open"
     """While Redis is unreachable: ``open`` admits against the last spend seen plus local spend (handed to Redis
     when it returns); ``strict`` refuses budgeted tenants with a 429 (env ROUTER_BUDGET_ENFORCEMENT)."""
-    max_cooldown_seconds: float = 300.0
-    """Longest a model is skipped after a 429/529, whatever its retry-after says."""
     sticky_ttl_seconds: float = 3600.0
     """How long an idle conversation keeps its model."""
     workers: int = 1

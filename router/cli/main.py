@@ -84,9 +84,6 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--budget-enforcement", choices=("open", "strict"), default=None,
         help="budgets while Redis is down: open (local ledger, reconciled) or strict (refuse) (env ROUTER_BUDGET_ENFORCEMENT)",
     )
-    p.add_argument(
-        "--max-cooldown-seconds", type=float, default=None, help="longest cooldown after a 429/529, whatever retry-after says (300)"
-    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -124,7 +121,6 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         state_replicas=args.state_replicas,
         budget_enforcement=args.budget_enforcement,
-        max_cooldown_seconds=args.max_cooldown_seconds,
     )
     if args.admin_port is not None:  # -1 turns the admin listener off (None means "not given" to from_env)
         settings = msgspec.structs.replace(settings, admin_port=None if args.admin_port < 0 else args.admin_port)

@@ -3,7 +3,8 @@
 One instance lives for the process (built in the app's lifespan). It only records and answers; the
 decision to skip is made by ``plan`` from a snapshot. Rules it owns:
 
-* a cooldown never lasts longer than ``max_seconds`` (``max_cooldown_seconds``), however large the
+* a cooldown never lasts longer than ``max_seconds`` (the dispatcher also applies the policy's
+  ``max_cooldown_seconds`` from ``tiers.yaml``), however large the
   upstream's ``retry-after`` -- one 429 saying 86400 must not take a model away for a day;
 * a success clears a cooldown only if its attempt *started after* the cooldown's latest mark: an answer to
   a request sent before another request's 429 says nothing about the model's state since (marks are

@@ -73,21 +73,29 @@ class Dispatcher:
         deadline: float,
         cooldown_s: float,
         result: Dispatched[T] | None = None,
+        max_cooldown_s: float | None = None,
     ) -> Dispatched[T]:
-        """Try ``plan``'s targets. ``cooldown_s``: how long a 429/529 without retry-after cools a model.
+        """Try ``plan``'s targets. ``cooldown_s``: how long a 429/529 without retry-after cools a model;
+        ``max_cooldown_s``: the longest any cooldown lasts, whatever ``retry-after`` says (the policy's).
         ``result``: filled in as attempts are made, so a caller cancelled mid-way knows how far it got."""
         result = Dispatched() if result is None else result
         for target in plan.targets:
             if self.clock() >= deadline:
                 break
-            if await self._try(target, attempt, deadline, result, cooldown_s):
+            if await self._try(target, attempt, deadline, result, cooldown_s, max_cooldown_s):
                 return result
         if result.final is None:
-            await self._wait_and_retry(plan, attempt, deadline, result, cooldown_s)
+            await self._wait_and_retry(plan, attempt, deadline, result, cooldown_s, max_cooldown_s)
         return result
 
     async def _try(
-        self, target: Target, attempt: Attempt[T], deadline: float, result: Dispatched[T], cooldown_s: float
+        self,
+        target: Target,
+        attempt: Attempt[T],
+        deadline: float,
+        result: Dispatched[T],
+        cooldown_s: float,
+        max_cooldown_s: float | None = None,
     ) -> bool:
         """One attempt; True when the request is settled (success or a non-retryable failure)."""
         result.trying = target
@@ -102,6 +110,8 @@ class Dispatcher:
                 return True
             if outcome.status in CAPACITY_STATUSES:
                 wait = outcome.retry_after if outcome.retry_after is not None else cooldown_s
+                if max_cooldown_s is not None:
+                    wait = min(wait, max_cooldown_s)
                 await self.cooldowns.mark(target.model, wait, outcome.status, self.clock())
             result.failures.append(outcome)
             return False
@@ -112,7 +122,13 @@ class Dispatcher:
         return True
 
     async def _wait_and_retry(
-        self, plan: Plan, attempt: Attempt[T], deadline: float, result: Dispatched[T], cooldown_s: float
+        self,
+        plan: Plan,
+        attempt: Attempt[T],
+        deadline: float,
+        result: Dispatched[T],
+        cooldown_s: float,
+        max_cooldown_s: float | None = None,
     ) -> None:
         """Every target failed: if one asked for a short enough retry-after, wait it out once and retry it."""
         waits = [
@@ -126,29 +142,27 @@ class Dispatcher:
             return
         target = next(t for t in plan.targets if t.model == best.model)
         await self.sleep(wait)
-        await self._try(target, attempt, deadline, result, cooldown_s)
+        await self._try(target, attempt, deadline, result, cooldown_s, max_cooldown_s)
 
 
-SLOWEST_OUTPUT_TOKENS_PER_S = 20.0
-"""The slowest output rate a healthy target is expected to generate at (tokens per second). Anthropic's
-models generate well above this (Opus, the slowest tier, at several times it), so a legitimate answer of
-``max_tokens`` fits in its time; a target that has not answered by then is stalled."""
 
 DEFAULT_MAX_TOKENS = 4096
 """The output size assumed when a request names no ``max_tokens`` (count_tokens; invalid Messages bodies)."""
 
 
-def attempt_budget(out: Outbound, deadline: float, now: float) -> float:
+def attempt_budget(out: Outbound, model: str, deadline: float, now: float) -> float:
     """How long one non-streaming attempt may wait for its response: its own limit, or what is left of the
     request's deadline when that is shorter.
 
     A JSON answer's first byte comes only once the whole answer is generated, so the limit grows with
-    the answer: ``first_content_timeout + max_tokens / SLOWEST_OUTPUT_TOKENS_PER_S``. Past it the target
+    the answer: ``first_content_timeout + max_tokens / rate``, the rate being the slowest a healthy target
+    is expected to generate at (the model's ``min_output_tokens_per_s`` in ``tiers.yaml``, else the table's
+    ``slowest_output_tokens_per_s``, 20 by default). Past it the target
     is treated as stalled and the next one is tried (``timeout``), instead of one stalled tier eating the
     whole request deadline (issue 13, defect 9). The base is the streams' first-content deadline: the
     same "time until the upstream has shown it is working" setting for both kinds of request."""
     max_tokens = out.parsed.view.max_tokens or DEFAULT_MAX_TOKENS
-    own = out.settings.first_content_timeout + max_tokens / SLOWEST_OUTPUT_TOKENS_PER_S
+    own = out.settings.first_content_timeout + max_tokens / out.output_rate(model)
     return max(min(own, deadline - now), 0.001)
 
 
@@ -157,7 +171,7 @@ async def attempt_json(
 ) -> JsonReply | Failure:
     """One non-streaming request to one target, within its own time limit (``attempt_budget``)."""
     body = out.body(target.model)
-    budget = attempt_budget(out, deadline, clock())
+    budget = attempt_budget(out, target.model, deadline, clock())
     try:
         async with asyncio.timeout(budget):
             resp = await out.upstream.transport.request("POST", out.path_qs, out.headers, body)

@@ -18,7 +18,7 @@ class Outbound:
     """One client request as it goes upstream: endpoint, headers and timeouts; the body depends on the
     target model (its id, its output limit, whether it supports extended thinking)."""
 
-    __slots__ = ("action", "headers", "models", "parsed", "path_qs", "settings", "upstream")
+    __slots__ = ("action", "headers", "models", "parsed", "path_qs", "settings", "slowest_rate", "upstream")
 
     def __init__(
         self,
@@ -29,6 +29,7 @@ class Outbound:
         parsed: ParsedRequest,
         models: Mapping[str, ModelInfo] | None = None,
         action: Action | None = None,
+        slowest_rate: float = 20.0,
     ) -> None:
         self.upstream = upstream
         self.settings = settings
@@ -37,6 +38,14 @@ class Outbound:
         self.parsed = parsed
         self.models = models or {}
         self.action = action
+        self.slowest_rate = slowest_rate
+        """The tier table's ``slowest_output_tokens_per_s``: a model without its own rate is held to it."""
+
+    def output_rate(self, model: str) -> float:
+        """The slowest output rate (tokens/s) a healthy ``model`` is expected to generate at."""
+        info = self.models.get(model)
+        rate = info.min_output_tokens_per_s if info is not None else None
+        return rate if rate else self.slowest_rate
 
     def body(self, model: str) -> bytes:
         info = self.models.get(model)

@@ -159,6 +159,7 @@ async def _forward(
         parsed,
         policy.tiers.models,
         decision.action,
+        policy.tiers.slowest_output_tokens_per_s,
     )
     deadline = started + svc.settings.request_timeout
     extra = _classification_headers(classification)
@@ -168,7 +169,9 @@ async def _forward(
 
     streamed = progress.streamed = messages and parsed.view.stream
     attempt = partial(open_stream, out) if streamed else partial(attempt_json, out)
-    result = await svc.dispatcher.run(decision, attempt, deadline, cooldown_s, progress.result)
+    result = await svc.dispatcher.run(
+        decision, attempt, deadline, cooldown_s, progress.result, policy.tiers.max_cooldown_seconds
+    )
     record_attempts(metrics, policy, decision, result.attempts, result.success is not None)
     if result.success is None:
         outcome = "client_error" if result.final is not None and result.final.status < 500 else "upstream_error"

@@ -58,7 +58,7 @@ class Services:
             on_error=lambda operation: self.metrics.state_errors.labels(operation).inc(),
         )
         self.background = Background()
-        self.cooldowns = Cooldowns(settings.max_cooldown_seconds, shared, self.health)
+        self.cooldowns = Cooldowns(shared=shared, health=self.health)  # the policy caps each mark (tiers.yaml)
         self.dispatcher = Dispatcher(self.cooldowns)
         self.clock = time.monotonic
         self.tenancy = Tenancy(

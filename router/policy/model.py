@@ -13,7 +13,7 @@ No logic beyond field defaults lives here: validation is ``validate``, evaluatio
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -147,6 +147,9 @@ class ModelInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Default: 1.25 x input (5-minute cache writes)."""
     context_tokens: int = 200_000
     max_output_tokens: int = 64_000
+    min_output_tokens_per_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """The slowest this model is expected to generate (tokens/s); unset: the table's
+    ``slowest_output_tokens_per_s``."""
     features: tuple[str, ...] = ("tools", "images", "documents", "thinking")
     family: str | None = None
     """The model line (haiku, sonnet, opus...). When ``families`` has it, a model no tier lists belongs to

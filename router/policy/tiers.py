@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from typing import Annotated
+
 import msgspec
 
 from router.policy.catalogue import ModelCatalogue
@@ -34,6 +36,12 @@ class TierTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     default_tier: str
     max_retry_wait_seconds: float = 5.0
     default_cooldown_seconds: float = 10.0
+    max_cooldown_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    """The longest a model is skipped after a 429/529, however large its ``retry-after``."""
+    slowest_output_tokens_per_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    """The slowest rate (tokens/s) a healthy model is expected to generate at, for models that give no
+    ``min_output_tokens_per_s``: a JSON attempt that has not answered within ``first_content_timeout +
+    max_tokens / rate`` is stalled and the next target is tried."""
     models: dict[str, ModelInfo] = {}
     """The model catalogue: prices, limits, features, family, aliases and lifecycle per model id. After
     decoding it is a ``ModelCatalogue``, whose ``get`` also resolves aliases, snapshots and families."""

@@ -119,6 +119,35 @@ def test_cooldowns_are_capped_whatever_retry_after_says():
     assert dispatcher.cooldowns.get("claude-opus-4-8").until == 100.0 + 300.0
 
 
+def test_the_policys_cooldown_cap_applies_below_the_default():
+    """``max_cooldown_seconds`` in tiers.yaml caps a huge retry-after (issue 13, defect 13)."""
+    clock = Clock()
+    dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)
+    attempt, _ = scripted({"claude-opus-4-8": [limited("claude-opus-4-8", 86400)], "claude-sonnet-4-6": ["ok"]})
+    decision = plan(FACTS, POLICY, {}, clock())
+    asyncio.run(dispatcher.run(decision, attempt, 1e9, TABLE.default_cooldown_seconds, None, 45.0))
+    assert dispatcher.cooldowns.get("claude-opus-4-8").until == 100.0 + 45.0
+
+
+def test_a_json_attempts_time_limit_follows_the_models_slowest_rate():
+    """``first_content_timeout + max_tokens / rate``: the model's ``min_output_tokens_per_s`` when it
+    has one, else the table's ``slowest_output_tokens_per_s`` (issue 13, defect 9, as policy)."""
+    import msgspec
+
+    from router.gateway.dispatch import attempt_budget
+    from router.gateway.outbound import Outbound
+    from router.gateway.view import parse_request
+    from router.settings import Settings
+
+    parsed = parse_request(b'{"model": "opus", "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}')
+    slow = msgspec.structs.replace(TABLE.models["claude-opus-4-8"], min_output_tokens_per_s=10.0)
+    models = {**TABLE.models, "claude-opus-4-8": slow}
+    out = Outbound(None, Settings(first_content_timeout=5.0), "/v1/messages", {}, parsed, models, None, 40.0)  # type: ignore[arg-type]
+    assert attempt_budget(out, "claude-opus-4-8", 1e9, 0.0) == 5.0 + 1000 / 10.0
+    assert attempt_budget(out, "claude-sonnet-4-6", 1e9, 0.0) == 5.0 + 1000 / 40.0
+    assert attempt_budget(out, "claude-sonnet-4-6", 10.0, 0.0) == 10.0, "never past the request's deadline"
+
+
 def test_no_wait_past_the_deadline():
     clock = Clock()
     dispatcher = Dispatcher(Cooldowns(), clock, clock.sleep)

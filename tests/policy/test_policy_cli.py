@@ -188,3 +188,15 @@ def test_diff_shows_a_progress_bar_when_stderr_is_a_terminal(tmp_path):
     assert json.loads(stdout)["requests"] == 30
     text = seen.decode(errors="replace")
     assert "replaying" in text and "0/30" in text and "req/s" in text, text
+
+
+def test_a_cooldown_cap_that_is_not_positive_is_refused_with_file_and_line(tmp_path):
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    tiers = policies / "tiers.yaml"
+    text = tiers.read_text()
+    assert "max_cooldown_seconds: 300" in text
+    tiers.write_text(text.replace("max_cooldown_seconds: 300", "max_cooldown_seconds: 0"))
+    result = subprocess.run([sys.executable, "-m", "router", "policy", "check", str(policies)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    line = next(n for n, l in enumerate(text.splitlines(), 1) if l.startswith("max_cooldown_seconds"))
+    assert result.returncode != 0 and f"tiers.yaml:{line}:" in (result.stdout + result.stderr)
