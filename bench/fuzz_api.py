@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.soak import ROOT, free_port, wait_ready
+from bench.soak import start_stack, wait_ready
 from router.policy.keys import hash_key
 
 ADMIN_KEY = "sk-fuzz-admin-key-0000000000000"
@@ -37,17 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ROUTER_"))}
     # Haiku triage calls go to the simulator; the admin reload is enabled so its 200/401/422 paths run too.
     env.update({"ANTHROPIC_API_KEY": "sk-fuzz-upstream", "ROUTER_LOG_LEVEL": "WARNING", "ROUTER_ADMIN_KEY_HASH": hash_key(ADMIN_KEY)})
-    sim_port, port, admin_port = free_port(), free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="router-fuzz-"))
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "router", "sim", "--port", str(sim_port), "--latency-ms", "0", "--tokens-per-s", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(logs / "sim.log", "wb"),
-    )
-    router = subprocess.Popen(
-        [sys.executable, "-m", "router", "serve", "--port", str(port), "--admin-port", str(admin_port),
-         "--upstream-url", f"http://127.0.0.1:{sim_port}"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(logs / "router.log", "wb"),
-    )
+    sim, router, sim_port, port, admin_port = start_stack(env, logs, ("--latency-ms", "0", "--tokens-per-s", "0"))
     try:
         wait_ready(f"http://127.0.0.1:{sim_port}/_sim/requests", sim)
         admin = f"http://127.0.0.1:{admin_port}"

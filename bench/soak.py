@@ -154,6 +154,24 @@ class Load:
         return "a malformed body was answered 200"
 
 
+def start_stack(
+    env: dict[str, str], logs: Path, sim_args: tuple[str, ...], router_args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, subprocess.Popen, int, int, int]:  # type: ignore[type-arg]
+    """A simulator and a router in front of it, each a process on free loopback ports, logging into
+    ``logs``: (sim, router, sim port, client port, admin port). Shared by ``bench.soak`` and ``bench.fuzz_api``."""
+    sim_port, port, admin_port = free_port(), free_port(), free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "router", "sim", "--port", str(sim_port), *sim_args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(logs / "sim.log", "wb"),
+    )
+    router = subprocess.Popen(
+        [sys.executable, "-m", "router", "serve", "--port", str(port), "--admin-port", str(admin_port),
+         "--upstream-url", f"http://127.0.0.1:{sim_port}", *router_args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(logs / "router.log", "wb"),
+    )
+    return sim, router, sim_port, port, admin_port
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to run (default 10)")
@@ -167,16 +185,9 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ROUTER_"))}
     env.update({"ANTHROPIC_API_KEY": "sk-soak-upstream", "ROUTER_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
-    sim_port, port, admin_port = free_port(), free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="router-soak-"))
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "router", "sim", "--port", str(sim_port), "--latency-ms", "5", "--tokens-per-s", "2000"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(logs / "sim.log", "wb"),
-    )
-    router = subprocess.Popen(
-        [sys.executable, "-m", "router", "serve", "--port", str(port), "--admin-port", str(admin_port),
-         "--upstream-url", f"http://127.0.0.1:{sim_port}", "--log-level", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(logs / "router.log", "wb"),
+    sim, router, sim_port, port, admin_port = start_stack(
+        env, logs, ("--latency-ms", "5", "--tokens-per-s", "2000"), ("--log-level", "WARNING")
     )
     load: Load | None = None
     try:

@@ -61,10 +61,10 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def proxy_for(base_url: str, environ: dict[str, str] | None = None) -> str | None:
+def proxy_for(base_url: str) -> str | None:
     """The forward proxy for ``base_url`` by the usual variables: ``HTTPS_PROXY`` for https, ``HTTP_PROXY``
     for http (either case), none when ``NO_PROXY`` covers the host. Read once, when the transport is built."""
-    proxies = urllib.request.getproxies_environment() if environ is None else _proxies(environ)
+    proxies = urllib.request.getproxies_environment()
     parts = urlsplit(base_url)
     proxy = proxies.get(parts.scheme)
     if not proxy or not parts.hostname:
@@ -73,13 +73,3 @@ def proxy_for(base_url: str, environ: dict[str, str] | None = None) -> str | Non
     bypass = urllib.request.proxy_bypass_environment(host, proxies)  # type: ignore[attr-defined]
     return None if bypass else proxy
 
-
-def _proxies(environ: dict[str, str]) -> dict[str, str]:
-    """``getproxies_environment`` over a given mapping (lower-case names win, as in the stdlib)."""
-    found: dict[str, str] = {}
-    for name, value in environ.items():
-        lowered = name.lower()
-        if value and lowered.endswith("_proxy"):
-            if name == lowered or lowered[:-6] not in found:
-                found[lowered[:-6]] = value
-    return found
