@@ -109,6 +109,10 @@ class HaikuSettings(msgspec.Struct, frozen=True, kw_only=True):
     high_at: float = 0.6
     """Complexity cut-offs on the [0, 1] difficulty: the local model's (``build_triage`` passes them), so
     both stages tier a difficulty the same way."""
+    stage: str = "haiku"
+    """The stage its answers are marked with: ``haiku-sim`` when the call goes to the built-in simulator,
+    whose labels are synthetic (a hash of the prompt), so no header, log line, metric or learning-sink row
+    passes them off as a real Haiku judgement."""
 
 
 class HaikuResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,7 +145,9 @@ def tool_definition(input_schema: dict[str, Any] = INPUT_SCHEMA) -> dict[str, An
     }
 
 
-def validate_tool_input(data: Any, medium_at: float = 0.4, high_at: float = 0.6) -> Classification:
+def validate_tool_input(
+    data: Any, medium_at: float = 0.4, high_at: float = 0.6, stage: str = "haiku"
+) -> Classification:
     """The tool input as a Haiku-stage Classification, or ``MalformedAnswer``. Nothing is clamped or coerced:
     an answer outside the schema means the model misread the task, and a repaired guess would hide it.
 
@@ -171,7 +177,7 @@ def validate_tool_input(data: Any, medium_at: float = 0.4, high_at: float = 0.6)
         complexity=complexity_for(difficulty, medium_at, high_at),
         difficulty=round(difficulty, 6),
         confidence=confidence,
-        stage="haiku",
+        stage=stage,
         scores=scores,
     )
 
@@ -243,7 +249,9 @@ class HaikuClassifier:
             block = next((b for b in message.content if b.type == "tool_use" and b.name == TOOL_NAME), None)
             if block is None:
                 raise MalformedAnswer("no classify tool call in the answer")
-            classification = validate_tool_input(block.input, self.settings.medium_at, self.settings.high_at)
+            classification = validate_tool_input(
+                block.input, self.settings.medium_at, self.settings.high_at, self.settings.stage
+            )
         except (MalformedAnswer, AttributeError, TypeError) as exc:
             # The reason's kind only: a rejected value is model output that may echo the request.
             log.info("haiku triage answer rejected (%s)", type(exc).__name__)

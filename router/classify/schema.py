@@ -22,8 +22,9 @@ CATEGORIES: tuple[str, ...] = (
     "chitchat",
 )
 COMPLEXITIES: tuple[str, ...] = ("low", "medium", "high")
-STAGES: tuple[str, ...] = ("local", "haiku", "fallback")
-"""Which stage decided: the local model alone, the Haiku call, or the local answer after Haiku failed."""
+STAGES: tuple[str, ...] = ("local", "haiku", "haiku-sim", "fallback")
+"""Which stage decided: the local model alone, the Haiku call, the Haiku call answered by the built-in
+simulator (demo mode: synthetic labels), or the local answer after Haiku failed."""
 
 
 class Classification(msgspec.Struct, frozen=True, kw_only=True):

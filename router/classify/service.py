@@ -64,11 +64,17 @@ class Triage:
 
 @asynccontextmanager
 async def build_triage(
-    settings: Settings, policy: ClassifierPolicy, models_dir: Path, upstream_url: str | None = None
+    settings: Settings,
+    policy: ClassifierPolicy,
+    models_dir: Path,
+    upstream_url: str | None = None,
+    *,
+    simulated: bool = False,
 ) -> AsyncIterator[Triage]:
     """Triage for the process, from the classifier settings at start-up (the model and the Haiku call; the
     threshold is read from the current policy per request). ``upstream_url`` overrides where the Haiku
-    call goes (the embedded simulator)."""
+    call goes (the embedded simulator); ``simulated`` says it goes there, so its answers are marked
+    ``haiku-sim`` (they are synthetic) and never reach the learning sink."""
     from router.classify.breaker import CircuitBreaker
     from router.classify.haiku import HaikuClassifier, HaikuSettings, make_client
 
@@ -85,6 +91,7 @@ async def build_triage(
             max_tokens=policy.haiku.max_tokens,
             medium_at=local.medium_at,
             high_at=local.high_at,
+            stage="haiku-sim" if simulated else "haiku",
         )
         breaker = CircuitBreaker(failure_threshold=haiku_settings.failure_threshold, cooloff_s=haiku_settings.cooloff_s)
         haiku = HaikuClassifier(client, haiku_settings, breaker)

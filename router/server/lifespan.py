@@ -98,7 +98,9 @@ async def _upstream_and_triage(
         else:
             log.info("Forwarding to %s", settings.upstream_url)
     try:
-        async with build_triage(settings, policy.classifier, settings.models_dir, upstream.base_url) as triage:
+        async with build_triage(
+            settings, policy.classifier, settings.models_dir, upstream.base_url, simulated=sim is not None
+        ) as triage:
             async with _state_backend(settings) as services_for:
                 yield await services_for(store, upstream, kind, triage)
     finally:

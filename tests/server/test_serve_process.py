@@ -190,3 +190,35 @@ def test_a_taken_admin_port_fails_start_up_before_the_client_port_opens():
     assert result.returncode != 0
     assert "Address already in use" in result.stderr and "Traceback" not in result.stderr
     assert "Application startup complete" not in result.stderr  # nothing was served
+
+
+def test_demo_mode_marks_the_simulated_haiku_stage_and_keeps_it_out_of_the_learning_sink(tmp_path):
+    """Issue 15, item 7: on the built-in simulator the Haiku stage's labels are synthetic (hashed from the
+    prompt); they are marked ``haiku-sim`` in the answer's headers, the classify endpoint and the metrics,
+    and never written to the learning sink as if Haiku had judged the request."""
+    import shutil
+
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies, ignore=shutil.ignore_patterns("tests", "examples"))
+    sink = tmp_path / "sink.jsonl"
+    classifier = (policies / "classifier.yaml").read_text()
+    classifier = re.sub(r"(?m)^confidence_threshold:.*$", "confidence_threshold: 1.0", classifier)
+    classifier = re.sub(r"(?m)^learning_sink:.*$", f"learning_sink: {sink}", classifier)
+    (policies / "classifier.yaml").write_text(classifier)
+    proc = ServeProcess(clean_env(), "--policies", str(policies))
+    try:
+        client = anthropic.Anthropic(base_url=proc.url, api_key="anything", max_retries=0, timeout=20)
+        raw = client.messages.with_raw_response.create(
+            model="auto", max_tokens=16, messages=[{"role": "user", "content": "Plan a week of vegetarian dinners."}]
+        )
+        assert "stage=haiku-sim" in raw.headers["x-router-classification"]
+        body = json.dumps({"prompt": "Prove that sqrt(2) is irrational."}).encode()
+        status, _, payload = post(proc.admin_url + "/v1/router/classify", body, {"x-api-key": "anything"})
+        assert status == 200 and json.loads(payload)["stage"] == "haiku-sim"
+        with urllib.request.urlopen(proc.admin_url + "/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert re.search(r'router_classifications_total\{[^}]*stage="haiku-sim"[^}]*\} [1-9]', metrics)
+        assert not re.search(r'router_classifications_total\{[^}]*stage="haiku"[^}]*\} [1-9]', metrics)
+    finally:
+        proc.stop()
+    assert not sink.exists() or sink.read_text() == ""
