@@ -171,7 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return _serve(args)
+        try:
+            return _serve(args)
+        except KeyboardInterrupt:
+            # Ctrl-C: uvicorn has already drained and shut down (it re-raises the signal it captured once it
+            # is done) -- or start-up was interrupted. Either way a traceback would only alarm: exit as a
+            # shell expects of SIGINT.
+            print("router: interrupted", file=sys.stderr)
+            return 130
     if args.command == "policy":
         from router.cli.policy import run as run_policy
 

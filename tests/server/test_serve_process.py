@@ -206,3 +206,12 @@ def test_demo_mode_marks_the_simulated_haiku_stage_and_keeps_it_out_of_the_learn
     finally:
         proc.stop()
     assert not sink.exists() or sink.read_text() == ""
+
+
+def test_ctrl_c_drains_and_exits_without_a_traceback():
+    proc = ServeProcess(clean_env())
+    proc.proc.send_signal(signal.SIGINT)
+    assert proc.proc.wait(20) == 130
+    log = proc.stop()
+    assert "Traceback" not in log, log[-2000:]
+    assert "Application shutdown complete" in log and "router: interrupted" in log
