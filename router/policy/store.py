@@ -64,6 +64,7 @@ class PolicyStore(Generic[P]):
         directory: Path,
         *,
         check: Callable[[P, P], None] | None = None,
+        on_swap: Callable[[P], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._loader = loader
@@ -71,6 +72,10 @@ class PolicyStore(Generic[P]):
         # refuse the candidate: what start-up checks beyond the files (the classifier artifact, the bind
         # guard) and what only a transition can show (tenants -> no tenants) live there, not in the loader.
         self._check = check
+        # ``on_swap(policy)`` runs on the loop after every load that changes the served policy, whatever
+        # triggered it (start-up, the watcher, SIGHUP, the admin endpoint): one place for what each new
+        # policy must announce (deprecation warnings), so no trigger can skip it.
+        self._on_swap = on_swap
         self.directory = directory
         self._wall_clock = wall_clock
         self._current: P | None = None
@@ -99,6 +104,7 @@ class PolicyStore(Generic[P]):
         # startup never gets here (the process exits).
         self.last_result = ReloadResult(True, "startup", policy.version, None, self._wall_clock(), changed=True)
         log.info("policy %s loaded from %s", policy.version, self.directory)
+        self._announce(policy)
         return policy
 
     async def reload(self, trigger: Trigger) -> ReloadResult:
@@ -117,9 +123,18 @@ class PolicyStore(Generic[P]):
             self.reloads_ok += 1
             if changed:
                 log.info("policy reloaded (%s): now %s", trigger, policy.version)
+                self._announce(policy)
             else:
                 log.info("policy reload (%s): unchanged at %s", trigger, policy.version)
             return result
+
+    def _announce(self, policy: P) -> None:
+        if self._on_swap is None:
+            return
+        try:
+            self._on_swap(policy)
+        except Exception as exc:  # noqa: BLE001 -- the swap happened; a notice must not fail the reload
+            log.error("policy %s: the post-swap notice failed (%s)", policy.version, type(exc).__name__)
 
     def _load_checked(self) -> P:
         policy = self._loader(self.directory)

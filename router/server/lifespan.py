@@ -45,18 +45,16 @@ def _warn_deprecated(policy: Policy, warned: set[str]) -> None:
 async def build_services(settings: Settings, transport: TransportFactory | None = None) -> AsyncIterator[Services]:
     """Build everything the handlers need; tear it down in reverse order."""
     # Every reload runs what start-up runs (and refuses tenants -> open mode): ``router.server.checks``.
-    store: PolicyStore[Policy] = PolicyStore(load_policy, settings.policies_dir, check=reload_check(settings))
     warned: set[str] = set()
+    store: PolicyStore[Policy] = PolicyStore(
+        load_policy, settings.policies_dir, check=reload_check(settings), on_swap=lambda p: _warn_deprecated(p, warned)
+    )
 
     async def on_change() -> None:
-        result = await store.reload("watch")
-        if result.changed:
-            _warn_deprecated(store.current, warned)
+        await store.reload("watch")
 
     async def on_sighup() -> None:
-        result = await store.reload("sighup")
-        if result.changed:
-            _warn_deprecated(store.current, warned)
+        await store.reload("sighup")
 
     # Watch first, so a change that lands while the policy loads is not missed.
     watcher = DirectoryWatcher(settings.policies_dir, on_change, settings.policy_poll_seconds)
@@ -64,7 +62,6 @@ async def build_services(settings: Settings, transport: TransportFactory | None 
     remove_sighup: Callable[[], None] = lambda: None  # noqa: E731
     try:
         policy = store.initial_load()
-        _warn_deprecated(policy, warned)
         remove_sighup = install_sighup(asyncio.get_running_loop(), on_sighup)
         async with _upstream_and_triage(settings, store, policy, transport or default_transport(settings)) as services:
             yield services

@@ -207,3 +207,22 @@ def test_deprecation_warning_once_per_model_per_process_across_reloads(make_rout
     assert len(retired) == 1, retired
     assert "retired on 2026-11-30" in retired[0] and "retires" not in retired[0]
     assert len(_warnings(caplog, "claude-opus-4-5")) == 1
+
+
+def test_an_admin_reload_warns_about_a_newly_listed_deprecated_model(make_router, caplog):
+    """Every trigger that swaps the policy runs the deprecation notice -- the admin endpoint included (it
+    used to skip it: only the watcher and SIGHUP warned)."""
+    from router.policy.keys import hash_key
+    from tests.conftest import post
+
+    admin_key = "sk-router-admin-catalogue-test-0042"
+    caplog.set_level(logging.INFO)
+    current = OLD_STYLE_TIERS.replace(", claude-opus-4-5]", "]").replace("  claude-opus-4-5: {input: 5, output: 25}\n", "")
+    router = make_router(current, admin_key_hash=hash_key(admin_key), policy_poll_seconds=3600)
+    assert _warnings(caplog, "claude-opus-4-5") == []
+    (Path(router.settings.policies_dir) / "tiers.yaml").write_text(OLD_STYLE_TIERS)
+    status, _, body = post(router.admin_url + "/v1/router/admin/reload", b"", {"x-api-key": admin_key})
+    assert status == 200, body
+    notices = _warnings(caplog, "claude-opus-4-5")
+    assert len(notices) == 1 and "retires on 2027-01-22" in notices[0], notices
+    assert len(_warnings(caplog, "claude-sonnet-4-5")) == 1  # warned at start-up, not again on the reload
