@@ -25,6 +25,7 @@ from router.server.asgi import TOO_LARGE, RouterApp
 from router.gateway.replies import envelope
 from router.server.openapi import encoded as openapi_document
 from router.server.routes import ADMIN_ROUTES, CLIENT_ROUTES
+from router.server.status import load_page as load_status_page
 from router.server.lifespan import build_services
 from router.settings import Settings
 from router.upstream.transport import TransportFactory
@@ -100,6 +101,7 @@ def create_apps(
     services are torn down: the server waits there for the admin listener to finish its own drain."""
     admin = _litestar(ADMIN_ROUTES, settings, [])
     admin.state.openapi = openapi_document()
+    admin.state.status_page = load_status_page()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ served by ``router.server.asgi`` in front of the client routes.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -29,6 +30,7 @@ from router.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from router.policy.keys import hash_key
 from router.gateway.explain import explain
 from router.gateway.view import decode_body, parse_request
+from router.server.status import StatusPage, samples_from_exposition, status_snapshot
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -222,6 +224,43 @@ async def openapi(request: Request[Any, Any, Any]) -> ASGIResponse:
     return _json(200, request.app.state.openapi)
 
 
+@get("/v1/router/status")
+async def router_status(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Admin listener: the status page's numbers (``router.server.status``), from the same samples
+    ``/metrics`` renders (summed over workers), plus cooldowns, the policy store and the state backend."""
+    svc = _services(request)
+    now = svc.clock()
+    cooling = {model: until - now for model, until in svc.cooldowns.active(now).items()}
+    snapshot = status_snapshot(
+        samples_from_exposition(svc.metrics.render().decode()),
+        svc.store.current,
+        now=time.time(),
+        policy_details=svc.store.details(),
+        state=svc.state_report(),
+        cooling=cooling,
+        upstream=svc.upstream_kind,
+        draining=svc.draining,
+    )
+    body = msgspec.json.encode(snapshot)
+    return ASGIResponse(body=body, status_code=200, media_type="application/json", headers={"cache-control": "no-store"})
+
+
+@get(["/", "/dashboard"])
+async def status_page(request: Request[Any, Any, Any]) -> ASGIResponse:
+    """Admin listener: the status page, one self-contained HTML document (``status_page.html``)."""
+    page: StatusPage = request.app.state.status_page
+    headers = {
+        "cache-control": "no-store",
+        "content-security-policy": page.csp,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "x-frame-options": "DENY",
+    }
+    return ASGIResponse(body=page.body, status_code=200, media_type="text/html", headers=headers)
+
+
 # ``POST /v1/messages`` and ``count_tokens`` are served by ``router.server.asgi`` in front of these routes.
 CLIENT_ROUTES = [list_models, get_model, livez, readyz, tenant_classify]
-ADMIN_ROUTES = [classify, explain_request, admin_reload, metrics, livez, readyz_details, openapi]
+ADMIN_ROUTES = [
+    classify, explain_request, admin_reload, metrics, livez, readyz_details, openapi, router_status, status_page
+]
