@@ -56,6 +56,8 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     """Rules tried before the winner and the condition each failed on."""
     action: Action | None = None
     max_retry_wait_seconds: float = 0.0
+    auto: bool = False
+    """The request named model ``auto`` (the router chose the tier): counted apart for the status page."""
 
 
 def _chain(table: TierTable, first_model: str, tier: str, fallback: tuple[str, ...] | None) -> list[Target]:
@@ -175,4 +177,5 @@ def plan(
         skipped=verdict.skipped,
         action=action,
         max_retry_wait_seconds=table.max_retry_wait_seconds if wait is None else wait,
+        auto=facts.model == AUTO,
     )

@@ -44,6 +44,8 @@ def record_attempts(metrics: Metrics, policy: Policy, plan: Plan, attempts: list
 def record_request(metrics: Metrics, plan: Plan | None, outcome: str, seconds: float, stream: bool) -> None:
     tier = (plan.tier if plan else None) or NONE
     metrics.requests.labels(tier, plan.rule if plan else NONE, outcome).inc()
+    if plan is not None and plan.auto:
+        metrics.auto_requests.labels(tier).inc()
     metrics.duration.labels(tier, "true" if stream else "false").observe(seconds)
 
 

@@ -138,6 +138,10 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self.requests = Family(Counter("router_requests_total", "Requests by tier, deciding rule and outcome.", ["tier", "rule", "outcome"], registry=r))
+        self.auto_requests = Family(Counter(
+            "router_auto_requests_total", "Requests with model auto, by the tier the router chose (counted with router_requests_total).",
+            ["tier"], registry=r,
+        ))
         self.duration = Family(Histogram(
             "router_request_duration_seconds", "End-to-end request latency.", ["tier", "stream"], buckets=LATENCY_BUCKETS, registry=r
         ))
