@@ -120,6 +120,17 @@ def document() -> dict[str, Any]:
             "/v1/router/openapi.json": {
                 "get": {"summary": "This document", "responses": {"200": _json_body({"type": "object"}, "OpenAPI 3.1")}}
             },
+            "/v1/router/status": {
+                "get": {
+                    "summary": "The status page's numbers: per tier, per rule, auto share, fallbacks, cooldowns, "
+                    "triage, estimated savings vs always-Opus, tenants' budgets, policy and state",
+                    "description": "Computed from the same samples as /metrics (summed over workers with --workers); "
+                    "costs are estimates from the policy's prices. Tenant names only, never keys.",
+                    "responses": {"200": _json_body({"$ref": "#/components/schemas/RouterStatus"}, "the snapshot")},
+                }
+            },
+            "/": _HTML_PAGE,
+            "/dashboard": _HTML_PAGE,
             "/metrics": {
                 "get": {
                     "summary": "Prometheus exposition",
@@ -176,6 +187,7 @@ def document() -> dict[str, Any]:
                         "changed": {"type": "boolean"},
                     },
                 },
+                "RouterStatus": _ROUTER_STATUS,
                 "Readiness": {
                     "type": "object",
                     "required": ["status"],
@@ -194,6 +206,59 @@ def document() -> dict[str, Any]:
 
 
 _STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+
+_HTML_PAGE = {
+    "get": {
+        "summary": "The status page: one self-contained HTML document refreshing from /v1/router/status",
+        "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+    }
+}
+
+_RATIO = {"type": ["number", "null"]}
+_COUNT = {"type": "number", "minimum": 0}
+_COUNTS = {"type": "object", "additionalProperties": _COUNT}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+_ROUTER_STATUS = _object({
+    "generated_at": {"type": "number"},
+    "uptime_seconds": {"type": ["number", "null"]},
+    "status": {"type": "string", "enum": ["ready", "draining"]},
+    "upstream": {"type": "string"},
+    "policy": {"type": "object", "required": ["version", "last_reload"]},
+    "state": {"type": "object"},
+    "totals": _object({"requests": _COUNT, "errors": _COUNT, "error_rate": _RATIO, "in_flight": {"type": "number"}}),
+    "tiers": {"type": "array", "items": _object({
+        "tier": {"type": "string"}, "model": {"type": ["string", "null"]}, "requests": _COUNT, "errors": _COUNT,
+        "error_rate": _RATIO, "outcomes": _COUNTS, "auto_requests": _COUNT, "auto_share": _RATIO,
+    })},
+    "auto": _object({"measured": {"type": "boolean"}, "requests": _COUNT, "share_of_all": _RATIO}),
+    "rules": {"type": "array", "items": _object({"rule": {"type": "string"}, "requests": _COUNT, "errors": _COUNT, "share": _RATIO})},
+    "fallbacks": _object({
+        "total": _COUNT, "exhausted": _COUNT, "by_reason": _COUNTS,
+        "paths": {"type": "array", "items": _object({
+            "from": {"type": "string"}, "to": {"type": "string"}, "reason": {"type": "string"}, "count": _COUNT,
+        })},
+        "cooldowns": {"type": "array", "items": _object({"model": {"type": "string"}, "seconds_left": _COUNT})},
+    }),
+    "triage": _object({
+        "classifications": _COUNT, "by_stage": _COUNTS, "haiku_share": _RATIO, "haiku_calls": _COUNTS,
+        "spend_usd": {"type": "number"}, "share_of_spend": _RATIO,
+    }),
+    "cost": _object({
+        "reference_model": {"type": "string"}, "serving_usd": {"type": "number"}, "triage_usd": {"type": "number"},
+        "spent_usd": {"type": "number"}, "always_opus_usd": {"type": "number"}, "savings_usd": {"type": "number"},
+        "savings_ratio": _RATIO, "unpriced_tokens": _COUNT,
+    }),
+    "tenants": {"type": "array", "items": _object({
+        "tenant": {"type": "string"}, "spent_since_start_usd": {"type": "number"},
+        "month_spent_usd": {"type": ["number", "null"]}, "budget_usd": {"type": ["number", "null"]},
+        "used_ratio": _RATIO, "on_exceeded": {"type": ["string", "null"]},
+    })},
+})
 
 
 def encoded() -> bytes:

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import anthropic
+import jsonschema
 import pytest
 
 from router.observability.metrics import Metrics
@@ -254,6 +255,8 @@ def test_status_over_http_after_real_traffic_and_never_on_the_client_port(make_r
     assert spend["team-a"]["used_ratio"] > 0 and spend["team-a"]["month_spent_usd"] > 0
     assert spend["team-b"]["spent_since_start_usd"] > 0
     assert s["policy"]["version"] and s["state"]["backend"] == "memory" and s["status"] == "ready"
+    doc = json.loads(get(router.admin_url + "/v1/router/openapi.json")[2])
+    jsonschema.validate(s, {"$ref": "#/components/schemas/RouterStatus", "components": doc["components"]})
     text = json.dumps(s)
     assert KEY_A not in text and KEY_B not in text and hash_key(KEY_A) not in text  # names only, never keys
 
