@@ -188,6 +188,16 @@ class Metrics:
     def watch(self, collector: Collector) -> None:
         self.registry.register(collector)
 
+    def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
+        """What ``render`` writes, as (sample name, labels, value), without the text round trip (summed over
+        workers in multiprocess mode, like ``render``)."""
+        for registry in (self._aggregate, self.registry):
+            if registry is None:
+                continue
+            for family in registry.collect():
+                for sample in family.samples:
+                    yield sample.name, sample.labels, float(sample.value)
+
     def render(self) -> bytes:
         if self._aggregate is not None:
             return generate_latest(self._aggregate) + generate_latest(self.registry)

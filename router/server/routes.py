@@ -30,7 +30,7 @@ from router.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from router.policy.keys import hash_key
 from router.gateway.explain import explain
 from router.gateway.view import decode_body, parse_request
-from router.server.status import StatusPage, samples_from_exposition, status_snapshot
+from router.server.status import StatusPage, status_snapshot
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -232,7 +232,7 @@ async def router_status(request: Request[Any, Any, Any]) -> ASGIResponse:
     now = svc.clock()
     cooling = {model: until - now for model, until in svc.cooldowns.active(now).items()}
     snapshot = status_snapshot(
-        samples_from_exposition(svc.metrics.render().decode()),
+        svc.metrics.samples(),
         svc.store.current,
         now=time.time(),
         policy_details=svc.store.details(),

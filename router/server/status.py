@@ -2,9 +2,10 @@
 
 Owns the arithmetic behind ``GET /v1/router/status`` (admin listener) and the loading of the page
 (``status_page.html``, package data). One source of truth: the Prometheus metrics the router already
-keeps. The snapshot is built from the *exposition* (``Metrics.render()``), so with ``--workers N``
-(prometheus-client's multiprocess mode) the counters are the sum over every worker, exactly as
-``/metrics`` reports them; what lives outside the metrics (the policy store's details, cooldowns with
+keeps. The snapshot is built from the samples ``/metrics`` renders (``Metrics.samples()``: the same
+registries' ``collect()``, without the text round trip, which costs several times more), so with
+``--workers N`` (prometheus-client's multiprocess mode) the counters are the sum over every worker,
+exactly as ``/metrics`` reports them; what lives outside the metrics (the policy store's details, cooldowns with
 their time left, the state backend's report) is passed in by the handler.
 
 ``status_snapshot`` is a pure function: samples, policy and a few facts in, a plain dict out.
@@ -74,7 +75,8 @@ def page_csp(html: bytes) -> str:
 
 
 def samples_from_exposition(text: str) -> list[Sample]:
-    """Every sample of a Prometheus text exposition (``Metrics.render()``), parsed by prometheus-client."""
+    """Every sample of a Prometheus text exposition (``/metrics`` of a router, ``Metrics.render()``),
+    parsed by prometheus-client: the snapshot of a router scraped from outside."""
     return [(s.name, s.labels, float(s.value)) for family in text_string_to_metric_families(text) for s in family.samples]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from router.policy.keys import hash_key
 from router.policy.loader import load_policy
 from router.policy.pricing import cost_usd
 from router.server.status import load_page, page_csp, samples_from_exposition, status_snapshot
-from tests.conftest import POLICIES
+from tests.conftest import POLICIES, ROOT
 
 KEY_A = "sk-router-status-test-a-5521"
 KEY_B = "sk-router-status-test-b-7730"
@@ -177,8 +178,8 @@ def test_triage_share_fallbacks_cooldowns_tenants_and_uptime(policy):
 
 
 def test_the_names_it_reads_are_the_ones_the_router_writes(policy):
-    """Round trip through a real registry's exposition: counters render ``_total`` and ``_created``
-    samples in one process; only the totals count."""
+    """A real registry's samples (counters have ``_total`` and ``_created`` samples in one process; only
+    the totals count), read directly and through the text exposition, give the same snapshot."""
     m = Metrics()
     haiku = policy.tiers.tiers["haiku"].primary
     m.requests.labels("haiku", "default", "ok").inc(3)
@@ -190,7 +191,9 @@ def test_the_names_it_reads_are_the_ones_the_router_writes(policy):
     m.classifications.labels("haiku", "code").inc()
     m.tenant_spend.labels("team-a").inc(0.5)
     m.in_flight.inc()
-    s = snap(samples_from_exposition(m.render().decode()), policy, now=2e9)
+    s = snap(m.samples(), policy, now=2e9)
+    # What the endpoint reads is what /metrics renders.
+    assert snap(samples_from_exposition(m.render().decode()), policy, now=2e9) == s
     haiku_row = s["tiers"][0]
     assert (haiku_row["requests"], haiku_row["errors"], haiku_row["auto_requests"]) == (4, 1, 2)
     assert s["totals"]["in_flight"] == 1 and s["fallbacks"]["total"] == 1
@@ -210,6 +213,9 @@ def test_the_page_is_package_data_self_contained_and_its_csp_allows_only_its_own
     assert ".innerHTML" not in html and "insertAdjacentHTML" not in html and "document.write" not in html
     assert "script-src 'sha256-" in page.csp and "connect-src 'self'" in page.csp and "default-src 'none'" in page.csp
     assert page_csp(html.replace("refreshMs", "refreshMS").encode()) != page.csp  # the hash covers the script
+    # ... and it ships in the wheel (setuptools packages only .py files unless told).
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "status_page.html" in pyproject["tool"]["setuptools"]["package-data"]["router.server"]
 
 
 def get(url: str) -> tuple[int, dict[str, str], bytes]:
