@@ -18,7 +18,16 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.conftest import ROOT, sdk_client
+from router.policy.keys import hash_key
+from tests.conftest import ROOT
+
+KEY_A = "sk-router-status-page-a-2291"
+KEY_B = "sk-router-status-page-b-8834"
+TENANTS = (
+    "tenants:\n"
+    f"  team-a:\n    keys: [\"{hash_key(KEY_A)}\"]\n    budget: {{monthly_usd: 0.01}}\n"
+    f"  team-b:\n    keys: [\"{hash_key(KEY_B)}\"]\n"
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -75,7 +84,7 @@ class Watched:
 def test_the_status_page_renders_and_moves_with_traffic(browser, make_router, sim):
     from playwright.sync_api import expect
 
-    router = make_router()
+    router = make_router(files={"tenants.yaml": TENANTS})
     watched = Watched(browser)
     page = watched.page
     try:
@@ -89,13 +98,16 @@ def test_the_status_page_renders_and_moves_with_traffic(browser, make_router, si
         expect(page.locator("#panel-tiers tbody")).to_contain_text("no traffic yet")
         expect(page.locator("#fallback-paths tbody")).to_contain_text("no fallbacks yet")
         expect(page.locator("#policy-version")).not_to_have_text("–")
+        expect(page.locator("#panel-tenants tbody tr")).to_have_count(2)
+        expect(page.locator("#panel-tenants tbody tr").first).to_contain_text("0%")
 
-        client = sdk_client(router)
+        client = anthropic.Anthropic(base_url=router.url, api_key=KEY_A, max_retries=0, timeout=20)
         for prompt in ("Hi! How are you today?", "Prove that there are infinitely many primes.", "Translate 'cat' to French."):
             client.messages.create(model="auto", max_tokens=8, messages=[{"role": "user", "content": prompt}])
         opus = json.loads(_get(router.admin_url + "/readyz"))["tiers"]["opus"]
         sim.faults({"kind": "rate_limit", "model": opus, "count": 1, "retry_after": 30})
-        answer = client.messages.with_raw_response.create(model="opus", max_tokens=8, messages=[{"role": "user", "content": "Hi"}])
+        other = anthropic.Anthropic(base_url=router.url, api_key=KEY_B, max_retries=0, timeout=20)
+        answer = other.messages.with_raw_response.create(model="opus", max_tokens=8, messages=[{"role": "user", "content": "Hi"}])
         assert answer.headers["x-router-attempts"].startswith(f"{opus}:429,")
 
         # Within a few refreshes the numbers move.
@@ -111,6 +123,10 @@ def test_the_status_page_renders_and_moves_with_traffic(browser, make_router, si
         expect(page.locator("#panel-auto svg rect").first).to_be_attached()
         expect(page.locator("#card-savings .value")).to_have_text(_dollars())
         expect(page.locator("#card-triage .sub")).to_contain_text("3 classified")
+        team_a = page.locator("#panel-tenants tbody tr").first
+        expect(team_a).to_contain_text("team-a")
+        expect(team_a.locator(".pct")).not_to_have_text("0%")  # three requests' spend against a $0.01 budget
+        expect(page.locator("#panel-tenants tbody tr").nth(1)).to_contain_text("none")  # team-b: no budget
         expect(page.locator("#banner")).to_be_hidden()
         page.screenshot(path=str(_artifacts() / "status-page.png"), full_page=True)
         assert watched.problems == []
