@@ -245,7 +245,8 @@ _ROUTER_STATUS = _object({
         "cooldowns": {"type": "array", "items": _object({"model": {"type": "string"}, "seconds_left": _COUNT})},
     }),
     "triage": _object({
-        "classifications": _COUNT, "by_stage": _COUNTS, "haiku_share": _RATIO, "haiku_calls": _COUNTS,
+        "classifications": _COUNT, "by_stage": _COUNTS, "haiku_share": _RATIO, "simulated": {"type": "boolean"},
+        "haiku_calls": _COUNTS,
         "spend_usd": {"type": "number"}, "share_of_spend": _RATIO,
     }),
     "cost": _object({

@@ -22,7 +22,9 @@ Definitions the page relies on (also in the README's "Status page"):
   triage calls (``purpose="triage"``), which an always-Opus deployment would not make. Tokens of models
   the tier table cannot price (label ``other``) are left out of both sides and counted apart.
 - *Haiku-triage share*: classifications decided by the Haiku stage over all classifications
-  (``router_classifications_total``; includes the admin ``/v1/router/classify`` endpoint's).
+  (``router_classifications_total``; includes the admin ``/v1/router/classify`` endpoint's). Demo mode's
+  simulated Haiku (stage ``haiku-sim``) counts as the Haiku stage and sets ``simulated``, which the page
+  says.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ NOT_ERRORS = frozenset({"ok", "client_closed"})
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
 NONE = "none"
 OTHER = "other"
+SIMULATED_HAIKU = "haiku-sim"
+HAIKU_STAGES = frozenset({"haiku", SIMULATED_HAIKU})
+"""Stages where Haiku decided; ``haiku-sim`` is the built-in simulator's synthetic answer (demo mode)."""
 
 
 class StatusPage(msgspec.Struct, frozen=True):
@@ -235,11 +240,12 @@ def _fallbacks(s: _Samples, cooling: Mapping[str, float]) -> dict[str, Any]:
 def _triage(s: _Samples, costs: Mapping[str, Any]) -> dict[str, Any]:
     stages = {stage: v for (stage,), v in s.by("router_classifications_total", "stage").items()}
     total = sum(stages.values())
-    haiku = sum(v for stage, v in stages.items() if stage.startswith("haiku"))
+    haiku = sum(v for stage, v in stages.items() if stage in HAIKU_STAGES)
     return {
         "classifications": _count(total),
         "by_stage": {k: _count(v) for k, v in sorted(stages.items())},
         "haiku_share": _ratio(haiku, total),
+        "simulated": stages.get(SIMULATED_HAIKU, 0.0) > 0,
         "haiku_calls": {o: _count(v) for (o,), v in sorted(s.by("router_triage_haiku_calls_total", "outcome").items())},
         "spend_usd": costs["triage_usd"],
         "share_of_spend": _ratio(costs["triage_usd"], costs["spent_usd"]),

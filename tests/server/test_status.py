@@ -63,7 +63,7 @@ def test_no_traffic_yet_is_zeros_and_unknown_ratios_not_divisions_by_zero(policy
     assert all(t["requests"] == 0 and t["error_rate"] is None and t["auto_share"] is None for t in s["tiers"])
     assert s["rules"] == [] and s["fallbacks"]["paths"] == [] and s["fallbacks"]["cooldowns"] == []
     assert s["cost"]["savings_ratio"] is None and s["cost"]["spent_usd"] == 0.0
-    assert s["triage"]["haiku_share"] is None
+    assert s["triage"]["haiku_share"] is None and s["triage"]["simulated"] is False
     assert s["auto"] == {"measured": False, "requests": 0, "share_of_all": None}
     assert s["uptime_seconds"] is None
     # Tenants come from the policy, by name; nothing spent yet.
@@ -149,6 +149,7 @@ def test_triage_share_fallbacks_cooldowns_tenants_and_uptime(policy):
         ("router_classifications_total", {"stage": "local", "category": "chitchat"}, 1.0),
         ("router_classifications_total", {"stage": "haiku", "category": "code"}, 3.0),
         ("router_classifications_total", {"stage": "fallback", "category": "math"}, 1.0),
+        ("router_classifications_total", {"stage": "haiku-sim", "category": "code"}, 2.0),
         ("router_triage_haiku_calls_total", {"outcome": "ok"}, 3.0),
         ("router_triage_haiku_calls_total", {"outcome": "timeout"}, 1.0),
         ("router_fallbacks_total", {"from_tier": "opus", "to_tier": "sonnet", "reason": "rate_limit"}, 4.0),
@@ -162,8 +163,8 @@ def test_triage_share_fallbacks_cooldowns_tenants_and_uptime(policy):
     ]
     s = snap(samples, policy, cooling={"claude-opus-4-8": 7.26, "claude-sonnet-4-6": -0.5})
     t = s["triage"]
-    assert t["classifications"] == 10 and t["by_stage"] == {"fallback": 1, "haiku": 3, "local": 6}
-    assert t["haiku_share"] == pytest.approx(0.3)
+    assert t["classifications"] == 12 and t["by_stage"] == {"fallback": 1, "haiku": 3, "haiku-sim": 2, "local": 6}
+    assert t["haiku_share"] == pytest.approx(5 / 12) and t["simulated"] is True  # demo mode's Haiku, marked
     assert t["haiku_calls"] == {"ok": 3, "timeout": 1}
     f = s["fallbacks"]
     assert (f["total"], f["exhausted"]) == (7, 1)
