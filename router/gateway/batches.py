@@ -37,7 +37,7 @@ from router.gateway.facts import request_facts
 from router.gateway.plan import AUTO, plan
 from router.gateway.record import USAGE_TYPES, model_label, record_triage
 from router.gateway.services import Services
-from router.gateway.view import decode_body, parse_request
+from router.gateway.view import ParsedRequest, RequestView, check_model, decode_body
 from router.observability.metrics import NONE
 from router.policy.loader import Policy
 from router.policy.pricing import BATCH_PRICE_FACTOR, batch_cost_usd
@@ -75,7 +75,7 @@ async def prepare_batch(raw: bytes, headers: list[tuple[str, str]], who: TenantV
         if not isinstance(params, dict) or not isinstance(params.get("model"), str):
             continue  # nothing to route: the upstream says what is wrong with it
         try:
-            parsed = parse_request(msgspec.json.encode(params), require_messages=True)
+            parsed = _parsed(params)
         except ClientFacingError as exc:
             raise _item_error(exc, index, item) from None
         items.append((index, item, parsed))
@@ -108,6 +108,19 @@ async def prepare_batch(raw: bytes, headers: list[tuple[str, str]], who: TenantV
             changed = True
     out = msgspec.json.encode(body) if changed else raw
     return out, BatchPlan(len(requests), routed, round(estimated_usd, 6), downgrade)
+
+
+def _parsed(params: dict[str, Any]) -> ParsedRequest:
+    """One request's params as ``view.parse_request`` reads a Messages body, without decoding them again
+    (the size estimate needs the encoded bytes; the batch's body was decoded once)."""
+    if "messages" not in params:
+        raise InvalidRequest("messages: Field required")
+    try:
+        view = msgspec.convert(params, RequestView)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"cannot read the request: {exc}") from None
+    check_model(view.model)
+    return ParsedRequest(view=view, body=params, raw=msgspec.json.encode(params))
 
 
 async def _admit(svc: Services, who: TenantView, estimated_usd: float) -> str | None:
