@@ -158,6 +158,13 @@ async def pass_through(request: PassRequest, svc: Services) -> Reply | Relayed:
         raise
 
 
+def refused_at_the_door(svc: Services, method: str, path: str, status: int) -> None:
+    """Count and log a request refused before it could be read (its body over the limit)."""
+    family = route_family(path)
+    fields: dict[str, Any] = {"passthrough": family, "method": _method_label(method)}
+    _done(svc, family, method, "rejected", status, svc.clock(), fields)
+
+
 async def _forward(request: PassRequest, svc: Services, family: str, started: float, fields: dict[str, Any]) -> Reply | Relayed:
     if request.method not in FORWARDED_METHODS:
         raise MethodNotAllowed("method not allowed on this path", headers={"allow": ", ".join(sorted(FORWARDED_METHODS))})

@@ -42,7 +42,7 @@ from router.errors import (
     ShuttingDown,
     sse_error_frame,
 )
-from router.gateway.passthrough import PassRequest, Relayed, is_passthrough, pass_through
+from router.gateway.passthrough import PassRequest, Relayed, is_passthrough, pass_through, refused_at_the_door
 from router.gateway.pipeline import SHUTDOWN, Inbound, forward
 from router.gateway.replies import Reply, StreamReply, error_reply
 
@@ -120,17 +120,20 @@ class RouterApp:
         """Forward a ``/v1/*`` path the router does not serve (``router.gateway.passthrough``), its body streamed
         back; the same body limit, error envelope and disconnect watching as the proxy routes."""
         watcher: asyncio.Future[None] | None = None
+        services = self.litestar.state.services
         try:
             headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
             body = await read_body(receive, headers, self.max_body_bytes)
             request = PassRequest(scope["method"], scope["path"], _target(scope), headers, body, _base_url(scope, headers))
             watcher = asyncio.ensure_future(_disconnected(receive))
-            reply: Reply | Relayed = await _unless_gone(pass_through(request, self.litestar.state.services), watcher)
+            reply: Reply | Relayed = await _unless_gone(pass_through(request, services), watcher)
         except ClientGone:
             if watcher is not None:
                 watcher.cancel()
             return
         except ClientFacingError as exc:
+            if watcher is None:  # refused before ``pass_through`` saw it (the body limit): counted here
+                refused_at_the_door(services, scope["method"], scope["path"], exc.status)
             reply = error_reply(exc)
         except Exception as exc:  # a bug: answer in the envelope, log the type only
             log_unexpected(log, "forwarding a request", exc)

@@ -141,6 +141,7 @@ def test_the_body_limit_applies(make_router, sim):
         sdk_client(router).beta.files.upload(file=("big.bin", b"x" * 1_500_000, "application/octet-stream"))
     assert info.value.status_code == 413 and info.value.body["error"]["type"] == "request_too_large"
     assert forwarded(sim, "/v1/files") == []
+    assert 'router_passthrough_requests_total{family="files",method="POST",outcome="rejected"} 1.0' in metrics(router)
 
 
 def test_an_unreachable_upstream_is_502_and_a_silent_one_504(make_router):
