@@ -58,6 +58,9 @@ class BatchPlan(msgspec.Struct, frozen=True):
     """Requests whose model the router chose (``auto``, a tier name, or a concrete id the policy moved)."""
     estimated_usd: float
     downgrade: str | None
+    tiers: dict[str, int]
+    """Requests per tier they were sent to (``none``: a model outside the tier table), counted once the
+    upstream accepted the batch."""
 
 
 async def prepare_batch(raw: bytes, headers: list[tuple[str, str]], who: TenantView, svc: Services) -> tuple[bytes, BatchPlan]:
@@ -85,6 +88,7 @@ async def prepare_batch(raw: bytes, headers: list[tuple[str, str]], who: TenantV
     downgrade = await _admit(svc, who, estimated_usd)
     routed = 0
     changed = False
+    tiers: dict[str, int] = {}
     for count, (index, item, parsed) in enumerate(items, 1):
         if count % YIELD_EVERY == 0:
             await asyncio.sleep(0)
@@ -101,13 +105,14 @@ async def prepare_batch(raw: bytes, headers: list[tuple[str, str]], who: TenantV
         except ClientFacingError as exc:
             raise _item_error(exc, index, item) from None
         first = decision.targets[0]
-        svc.metrics.batch_requests.labels(first.tier or NONE).inc()
+        tier = first.tier or NONE
+        tiers[tier] = tiers.get(tier, 0) + 1
         if first.model != model:
             item["params"] = {**parsed.body, "model": first.model}
             routed += 1
             changed = True
     out = msgspec.json.encode(body) if changed else raw
-    return out, BatchPlan(len(requests), routed, round(estimated_usd, 6), downgrade)
+    return out, BatchPlan(len(requests), routed, round(estimated_usd, 6), downgrade, tiers)
 
 
 def _parsed(params: dict[str, Any]) -> ParsedRequest:

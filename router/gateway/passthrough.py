@@ -201,6 +201,9 @@ async def _forward(request: PassRequest, svc: Services, family: str, started: fl
             data = point_results_here(data, request.base)
             if creating:
                 await _remember_owner(svc, data, who, fields)
+                if batch_plan is not None:
+                    for tier, count in batch_plan.tiers.items():
+                        svc.metrics.batch_requests.labels(tier).inc(count)
         fields["bytes"] = len(data)
         reply = json_reply(status, out, data)
         reply.after = lambda: _done(svc, family, request.method, outcome, status, started, fields)

@@ -6,7 +6,7 @@ retrieve sees it ended), so tests and demos never wait. Each valid request gets 
 whose message is what ``POST /v1/messages`` would answer (the same content functions, usage included); a
 request the Messages endpoint would refuse (missing fields, a ``does-not-exist`` model) gets an
 ``errored`` result. ``PUT /_sim/batches {"processing_ms": N}`` changes the delay (a test control, like
-``/_sim/faults``). Every request is logged in the sim's request log (``GET /_sim/requests``), so a test
+``/_sim/faults``; batches and the setting survive ``POST /_sim/reset``). Every request is logged in the sim's request log (``GET /_sim/requests``), so a test
 can see the models a batch named after the router rewrote them.
 """
 

@@ -149,6 +149,13 @@ def test_a_request_the_policy_refuses_refuses_the_batch(router, sim):
         sdk_client(router).messages.batches.create(requests=[item("bad", "auto", messages="not a list")])
     assert info.value.body["error"]["message"].startswith("requests[0] (custom_id 'bad'):")
     assert batch_requests_seen(sim) == []
+    with pytest.raises(anthropic.BadRequestError) as info:  # the upstream refuses this one: relayed as it is
+        sdk_client(router).messages.batches.create(requests=[item("twice", "haiku"), item("twice", "haiku")])
+    assert info.value.body["request_id"].startswith("req_sim_")
+    text = scrape(router)
+    assert sample(text, "router_batch_requests_total", 'tier="haiku"') == 0, "only accepted batches are counted"
+    assert sample(text, "router_passthrough_requests_total", 'family="batches",method="POST",outcome="rejected"') == 2
+    assert sample(text, "router_passthrough_requests_total", 'family="batches",method="POST",outcome="client_error"') == 1
 
 
 def test_a_tenant_over_budget_cannot_create_batches(make_router, sim):
