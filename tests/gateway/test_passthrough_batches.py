@@ -170,6 +170,16 @@ def test_a_tenant_over_budget_cannot_create_batches(make_router, sim):
     assert a.beta.files.list().data is not None, "free calls still pass over budget"
 
 
+def test_a_tenant_over_budget_with_downgrade_gets_its_batches_capped(make_router, sim):
+    budget = "    budget: {monthly_usd: 0.0000001, on_exceeded: downgrade, downgrade_tier: haiku}\n"
+    router = make_router(files={"tenants.yaml": f'tenants:\n  team-a:\n    keys: ["{hash_key(KEY_A)}"]\n' + budget})
+    a = tenant(router, KEY_A)
+    a.messages.create(model="haiku", max_tokens=8, messages=SIMPLE)  # spends past the tiny budget
+    a.messages.batches.create(requests=[item("o", "opus"), item("s", "sonnet")])
+    sent = {r["custom_id"]: r["params"]["model"] for r in batch_requests_seen(sim)[-1]["body"]["requests"]}
+    assert sent == {"o": "claude-haiku-4-5", "s": "claude-haiku-4-5"}
+
+
 def _router(sim, tmp_path: Path, **overrides) -> RouterThread:
     policies = tmp_path / "policies"
     if not policies.exists():
