@@ -27,6 +27,7 @@ from router.settings import Settings
 from router.state.background import Background
 from router.state.health import StateHealth
 from router.state.redis_state import RedisState, parse_cooldowns
+from router.tenancy.batches import BatchBook
 from router.tenancy.state import Tenancy
 from router.upstream.endpoint import Upstream
 
@@ -70,6 +71,8 @@ class Services:
             reservation_ttl_s=settings.request_timeout + 60.0,
             background=self.background,
         )
+        self.batches = BatchBook.for_tenancy(self.tenancy, settings.ledger_path)
+        """Which tenant created which Message Batch, and which batches' cost is booked (issue 15)."""
         self.sticky = StickyModels(ttl=settings.sticky_ttl_seconds)
         self._sticky_ttl_ms = int(settings.sticky_ttl_seconds * 1000)
         self._sticky_version: tuple[str, bool] = ("", False)

@@ -168,6 +168,18 @@ class Metrics:
             "router_unlisted_models_total",
             "Requests naming a model the catalogue does not list but a family's pattern matches (priced by the family).",
             ["family"], registry=r))
+        # Issue 15: the rest of the Anthropic API, forwarded as it is. ``family`` is a fixed route family
+        # (batches, files, models, other), never the path; ``method`` one of the HTTP methods forwarded.
+        self.passthrough = Family(Counter(
+            "router_passthrough_requests_total",
+            "Requests forwarded as they are (Message Batches, Files, other API paths), by route family, method and outcome.",
+            ["family", "method", "outcome"], registry=r,
+        ))
+        self.batch_requests = Family(Counter(
+            "router_batch_requests_total",
+            "Requests inside Message Batches created through the router, by the tier the policy sent them to.",
+            ["tier"], registry=r,
+        ))
         self.tenant_spend = Family(Counter("router_tenant_spend_usd_total", "Estimated USD per tenant.", ["tenant"], registry=r))
         self.in_flight = Gauge(
             "router_requests_in_flight", "Requests being served, streams included.", registry=r, multiprocess_mode="livesum"

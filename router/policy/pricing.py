@@ -34,3 +34,19 @@ def cost_usd(
         + cache_read_tokens * cache_read
         + cache_write_tokens * cache_write
     ) / 1_000_000
+
+
+BATCH_PRICE_FACTOR = 0.5
+"""Message Batches are billed at half the standard price, every token type alike (Anthropic's published
+batch discount; ``tiers.yaml`` has no batch prices of its own, so the standard ones are halved)."""
+
+
+def batch_cost_usd(
+    model_info: ModelInfo,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+) -> float:
+    """USD for one batch result's usage: ``cost_usd`` at ``BATCH_PRICE_FACTOR``."""
+    return cost_usd(model_info, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens) * BATCH_PRICE_FACTOR

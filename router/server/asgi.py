@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Litestar
 
@@ -42,6 +42,7 @@ from router.errors import (
     ShuttingDown,
     sse_error_frame,
 )
+from router.gateway.passthrough import PassRequest, Relayed, is_passthrough, pass_through, refused_at_the_door
 from router.gateway.pipeline import SHUTDOWN, Inbound, forward
 from router.gateway.replies import Reply, StreamReply, error_reply
 
@@ -74,6 +75,9 @@ class RouterApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = PROXY_ROUTES.get(scope["path"]) if scope["type"] == "http" else None
         if route is None:
+            if scope["type"] == "http" and is_passthrough(scope["path"]):
+                await self._pass(scope, receive, send)  # the rest of the Anthropic API (issue 15)
+                return
             await self.litestar(scope, receive, send)  # type: ignore[arg-type]
         elif scope["method"] == "POST":
             await self._proxy(scope, receive, send, *route)
@@ -112,7 +116,59 @@ class RouterApp:
         await send_reply(reply, send)
 
 
-async def _unless_gone(work: Awaitable[Reply | StreamReply], watcher: asyncio.Future[None]) -> Reply | StreamReply:
+    async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Forward a ``/v1/*`` path the router does not serve (``router.gateway.passthrough``), its body streamed
+        back; the same body limit, error envelope and disconnect watching as the proxy routes."""
+        watcher: asyncio.Future[None] | None = None
+        services = self.litestar.state.services
+        try:
+            headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+            body = await read_body(receive, headers, self.max_body_bytes)
+            request = PassRequest(scope["method"], scope["path"], _target(scope), headers, body, _base_url(scope, headers))
+            watcher = asyncio.ensure_future(_disconnected(receive))
+            reply: Reply | Relayed = await _unless_gone(pass_through(request, services), watcher)
+        except ClientGone:
+            if watcher is not None:
+                watcher.cancel()
+            return
+        except ClientFacingError as exc:
+            if watcher is None:  # refused before ``pass_through`` saw it (the body limit): counted here
+                refused_at_the_door(services, scope["method"], scope["path"], exc.status)
+            reply = error_reply(exc)
+        except Exception as exc:  # a bug: answer in the envelope, log the type only
+            log_unexpected(log, "forwarding a request", exc)
+            reply = error_reply(InternalError("internal error in the router"))
+        except BaseException:
+            if watcher is not None:
+                watcher.cancel()
+            raise
+        if isinstance(reply, Relayed):
+            await send_relayed(reply, send, watcher)
+            return
+        if watcher is not None:
+            watcher.cancel()
+        await send_reply(reply, send)
+
+
+def _target(scope: Scope) -> str:
+    """The path and query as the client encoded them (forwarded as they are)."""
+    raw = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query = scope.get("query_string", b"")
+    return raw.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+
+
+def _base_url(scope: Scope, headers: list[tuple[str, str]]) -> str:
+    """How the client reached the router (scheme and ``Host``), or "" when that is unknown or odd."""
+    host = next((value for name, value in headers if name.lower() == "host"), "")
+    if not host or len(host) > 255 or not all(c.isalnum() or c in ".-:[]_" for c in host):
+        return ""
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
+_T = TypeVar("_T")
+
+
+async def _unless_gone(work: Awaitable[_T], watcher: asyncio.Future[None]) -> _T:
     """``work``'s result, or ``ClientGone`` once ``watcher`` saw the client disconnect first (``work`` is
     then cancelled and awaited, so its own cleanup -- closing the upstream attempt, the access line --
     has run when this returns)."""
@@ -239,6 +295,51 @@ async def send_stream(
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def send_relayed(reply: Relayed, send: Send, watcher: asyncio.Future[None] | None) -> None:
+    """Write a forwarded answer as its body arrives, while watching the connection (a client that leaves
+    stops the relay, which closes the upstream response). A body that did not reach its end is not ended:
+    the server closes the connection short, so the client sees an incomplete body rather than a clean end.
+    Then the request's accounting (``reply.finish``: the access line; a batch's results booked)."""
+    pump: asyncio.Future[None] | None = None
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": _raw_headers(reply.headers)})
+        pump = asyncio.ensure_future(_pump_relayed(reply, send))
+        await asyncio.wait((pump,) if watcher is None else (pump, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the drain deadline passed mid-body
+        _uncancel()
+        reply.mark_end("shutdown")
+    except Exception as exc:  # a bug in the relay: the connection is closed by the server; type only
+        log_unexpected(log, "relaying a forwarded answer", exc)
+    finally:
+        if pump is not None and not pump.done():
+            pump.cancel()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if pump is not None:
+            try:
+                await pump
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # as above
+                log_unexpected(log, "relaying a forwarded answer", exc)
+        aclose = getattr(reply.chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        try:
+            await reply.finish()
+        except Exception as exc:  # a bug in the accounting: the answer is out; log the type only
+            log_unexpected(log, "accounting a forwarded request", exc)
+
+
+async def _pump_relayed(reply: Relayed, send: Send) -> None:
+    async for chunk in reply.chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    if reply.complete:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 SHUTDOWN_FRAME = sse_error_frame(503, "the router is shutting down; the answer is incomplete")

@@ -29,6 +29,8 @@ from router.gateway.services import Services
 from router.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from router.policy.keys import hash_key
 from router.gateway.explain import explain
+from router.gateway.passthrough import PassRequest, pass_through
+from router.gateway.replies import Reply
 from router.gateway.view import decode_body, parse_request
 from router.server.status import StatusPage, status_snapshot
 
@@ -91,11 +93,26 @@ async def list_models(request: Request[Any, Any, Any]) -> ASGIResponse:
 
 @get("/v1/models/{model_id:str}")
 async def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> ASGIResponse:
-    await _read_auth_only(request)
-    for entry in _model_entries(_services(request)):
-        if entry["id"] == model_id:
-            return _json(200, msgspec.json.encode(entry))
-    raise NotFound(f"model: {model_id} is neither a router tier nor a model in the tier table")
+    """A router id (``auto``, a tier name) is answered here, with its ``router`` details; any other id is
+    the upstream's to answer (its lifecycle, limits and a 404 for an unknown id), forwarded as it is."""
+    svc = _services(request)
+    policy = svc.store.current
+    tenant_of(request.headers.items(), svc.tenancy, policy)
+    if model_id == AUTO or model_id in policy.tiers.tiers:
+        for entry in _model_entries(svc):
+            if entry["id"] == model_id:
+                return _json(200, msgspec.json.encode(entry))
+    query = request.scope.get("query_string", b"")
+    target = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+    forwarded = PassRequest(
+        "GET", request.url.path, target + ("?" + query.decode("latin-1") if query else ""),
+        [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.scope["headers"]], b"",
+    )
+    reply = await pass_through(forwarded, svc)
+    assert isinstance(reply, Reply)  # models lookups are read whole
+    if reply.after is not None:
+        reply.after()
+    return ASGIResponse(body=reply.body, status_code=reply.status, headers=reply.headers)
 
 
 async def _read_auth_only(request: Request[Any, Any, Any]) -> None:

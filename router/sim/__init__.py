@@ -1,7 +1,8 @@
 """A simulated Anthropic Messages API upstream with fault injection, for tests and demos.
 
 It is a real HTTP server (aiohttp) speaking ``POST /v1/messages`` (JSON and SSE), ``POST
-/v1/messages/count_tokens`` and ``GET /v1/models``, with per-model latency profiles and injectable faults.
+/v1/messages/count_tokens``, ``GET /v1/models`` and ``/v1/models/{id}``, with per-model latency profiles and
+injectable faults; Message Batches (``batches``) and Files (``files``) are kept in memory, unfaulted.
 
 Usage::
 

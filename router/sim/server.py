@@ -13,9 +13,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from router.sim.batches import add_batch_routes
 from router.sim.config import SimConfig
 from router.sim.control import add_control_routes
 from router.sim.endpoints import handle_count_tokens, handle_models, handle_not_found
+from router.sim.files import add_file_routes
+from router.sim.model_lookup import handle_model
 from router.sim.messages import handle_messages
 from router.sim.state import STATE_KEY, SimState
 
@@ -31,6 +34,9 @@ def create_sim_app(config: SimConfig) -> web.Application:
     app.router.add_post("/v1/messages", handle_messages)
     app.router.add_post("/v1/messages/count_tokens", handle_count_tokens)
     app.router.add_get("/v1/models", handle_models)
+    app.router.add_get("/v1/models/{model_id}", handle_model)
+    add_batch_routes(app)
+    add_file_routes(app)
     add_control_routes(app)
     app.router.add_route("*", "/{tail:.*}", handle_not_found)
     app.on_shutdown.append(_release_waiters)
