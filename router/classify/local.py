@@ -27,7 +27,7 @@ from router.classify.schema import CATEGORIES, Classification, complexity_for
 from router.errors import ConfigError
 
 ARTIFACT_FORMAT = 1
-DEFAULT_NAME = "triage-local-v3"
+DEFAULT_NAME = "triage-local-v2"
 V1_NAME = "triage-local-v1"
 ARRAYS = ("cat_coef", "cat_intercept", "med_coef", "med_intercept", "high_coef", "high_intercept")
 

@@ -26,7 +26,7 @@ def _default_data() -> Path:
 
 DEFAULT_MODELS = Path("models")
 DATA_HELP = "folder holding labeled_natural_v2/ and the other labelled sets (env ROUTER_DATA_DIR; default ../shared/data)"
-DEFAULT_NAME = "triage-local-v3"
+DEFAULT_NAME = "triage-local-v2"
 V1_NAME = "triage-local-v1"
 
 

@@ -120,12 +120,12 @@ def test_train_with_extra_then_eval_writes_the_report(tmp_path):
     )
     assert trained.returncode == 0, trained.stderr
     assert "natural held-out split" in trained.stdout
-    meta = json.loads((models / "triage-local-v3.json").read_text())
+    meta = json.loads((models / "triage-local-v2.json").read_text())
     assert meta["artifact_format"] == 2 and meta["training_data"]["rows_by_source"]["haiku_labelled"] == 20
     assert "alpaca_eval" not in meta["training_data"]["rows_by_source"]
     assert len(meta["training_data"]["labeled_natural_v2_sha256"]) == 64
     assert set(meta["versions"]) == {"python", "numpy", "scikit-learn"}
-    assert meta["embedding"]["table"] == "minilm" and meta["embedding"]["licence"].startswith("Apache-2.0")
+    assert meta["embedding"]["table"] == "wordllama" and meta["embedding"]["licence"].startswith("wordllama")
     held = meta["evaluation"]["natural_holdout"]
     assert {"length", "new"} <= set(held["models"]) and "spearman" in held["margins"]["length"]
 

@@ -55,7 +55,7 @@ def policies(tmp_path: Path) -> Path:
     models = tmp_path / "models"
     shutil.copytree(ROOT / "models", models)
     for suffix in (".json", ".npz"):  # a second artifact that loads, for renaming the model
-        shutil.copy(models / f"triage-local-v3{suffix}", models / f"triage-local-v9{suffix}")
+        shutil.copy(models / f"triage-local-v2{suffix}", models / f"triage-local-v9{suffix}")
     return directory
 
 
@@ -210,17 +210,17 @@ def test_reload_refuses_a_classifier_model_that_does_not_load(policies: Path) ->
     store = make_store(policies)
     served = store.initial_load()
     # The artifact the served policy names is deleted: the next restart would crash-loop, so must a reload.
-    (models / "triage-local-v3.npz").unlink()
+    (models / "triage-local-v2.npz").unlink()
     (policies / "rules.yaml").write_text(DEFAULT_TO.format(tier="haiku"))
     result = reload(store)
     assert not result.ok and store.current is served
-    assert result.error is not None and "classifier.yaml" in result.error and "triage-local-v3" in result.error
+    assert result.error is not None and "classifier.yaml" in result.error and "triage-local-v2" in result.error
 
 
 @pytest.mark.parametrize(
     ("old", "new", "field"),
     [
-        ("model: triage-local-v3", "model: triage-local-v9", "'model'"),
+        ("model: triage-local-v2", "model: triage-local-v9", "'model'"),
         ("deadline_seconds: 1.5", "deadline_seconds: 3", "'haiku.deadline_seconds'"),
         ("model: claude-haiku-4-5", "model: claude-haiku-5-5", "'haiku.model'"),
         ("learning_sink: null", "learning_sink: /tmp/labels.jsonl", "'learning_sink'"),
@@ -480,11 +480,11 @@ def test_served_router_refuses_a_missing_model_and_a_haiku_edit_and_says_why(mak
     assert _details(router)["policy"]["version"] == version
 
     (directory / "classifier.yaml").write_text(classifier)
-    (models / "triage-local-v3.npz").unlink()
+    (models / "triage-local-v2.npz").unlink()
     (directory / "rules.yaml").write_text(DEFAULT_TO.format(tier="haiku"))
     status, _, payload = post(reload_url, b"", {"x-api-key": admin})
     result = json.loads(payload)
-    assert status == 422 and "triage-local-v3" in result["error"] and "classifier.yaml" in result["error"]
+    assert status == 422 and "triage-local-v2" in result["error"] and "classifier.yaml" in result["error"]
     policy = _details(router)["policy"]
     assert policy["version"] == version and policy["last_reload"]["ok"] is False
     assert sdk_client(router).messages.create(model="haiku", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
