@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import zlib
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -72,6 +70,3 @@ def test_unknown_table_source_is_refused(monkeypatch):
     monkeypatch.delenv(embedding.SOURCE_ENV)
     assert embedding.source_from_env() == embedding.DEFAULT_SOURCE
 
-
-def test_static_table_path_is_beside_the_models():
-    assert STATIC.parent.name == "models" and (Path(STATIC).parent / "README.md").exists()
