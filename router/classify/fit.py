@@ -55,6 +55,12 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Target gap on the 1-10 scale between the hardest and easiest level of a benchmark (levels on 0-1)."""
     traffic_mix: tuple[float, float, float] = (0.70, 0.22, 0.08)
     """Target share of low / medium / high (Haiku / Sonnet / Opus) on natural requests: the cut-offs."""
+    embed_scale_category: float = 1.0
+    """The unit-length mean word vector enters the category model multiplied by this: its coefficients are
+    penalised as if the block were this much larger, so a larger value leans more on the embedding (folded
+    into the exported coefficients: no work at serving time)."""
+    embed_scale_difficulty: float = 1.0
+    """The same for the difficulty model."""
 
 
 INTERCEPT_COLUMN = 10.0
@@ -130,8 +136,10 @@ def progress(items: Sequence[Any], description: str) -> Any:
     return tqdm(items, desc=description, leave=False, file=sys.stderr)
 
 
-def featurize_matrix(bodies: Sequence[dict[str, Any]], table: WordTable, description: str = "features") -> sp.csr_matrix:
-    """[hashed words | dense | mean word vector] of each body, as the models read them."""
+def featurize_matrix(
+    bodies: Sequence[dict[str, Any]], table: WordTable, description: str = "features", embed_scale: float = 1.0
+) -> sp.csr_matrix:
+    """[hashed words | dense | mean word vector x ``embed_scale``] of each body, as the models read them."""
     indptr = [0]
     indices: list[np.ndarray] = []
     data: list[np.ndarray] = []
@@ -147,23 +155,38 @@ def featurize_matrix(bodies: Sequence[dict[str, Any]], table: WordTable, descrip
         shape=(len(bodies), N_HASHED + N_DENSE + table.dims),
     )
     x.eliminate_zeros()
-    return x
+    return scale_embedding(x, embed_scale)
+
+
+def scale_embedding(x: sp.csr_matrix, scale: float) -> sp.csr_matrix:
+    """``x`` with its mean-word-vector block (the columns after the dense block) multiplied by ``scale``."""
+    if scale == 1.0:
+        return x
+    factors = np.ones(x.shape[1])
+    factors[N_HASHED + N_DENSE :] = scale
+    return (x @ sp.diags(factors)).tocsr()
 
 
 def reference_pipelines(config: TrainConfig, table: WordTable) -> tuple[Pipeline, Pipeline]:
     """The scikit-learn pipelines the two models are trained as; the fast path must equal them."""
 
-    def features() -> FunctionTransformer:
-        return FunctionTransformer(featurize_matrix, kw_args={"table": table}, accept_sparse=True, validate=False)
+    def features(scale: float) -> FunctionTransformer:
+        return FunctionTransformer(
+            featurize_matrix, kw_args={"table": table, "embed_scale": scale}, accept_sparse=True, validate=False
+        )
 
     category = Pipeline(
         [
-            ("features", features()),
+            ("features", features(config.embed_scale_category)),
             ("model", LogisticRegression(C=config.c_category, max_iter=config.max_iter, random_state=config.seed)),
         ]
     )
     with_constant = FunctionTransformer(
-        lambda bodies: _with_constant(featurize_matrix(bodies, table), INTERCEPT_COLUMN), accept_sparse=True, validate=False
+        lambda bodies: _with_constant(
+            featurize_matrix(bodies, table, embed_scale=config.embed_scale_difficulty), INTERCEPT_COLUMN
+        ),
+        accept_sparse=True,
+        validate=False,
     )
     difficulty = Pipeline([("features", with_constant), ("model", Ridge(alpha=config.alpha_difficulty, fit_intercept=False))])
     return category, difficulty
@@ -191,6 +214,11 @@ def pair_matrix(pairs: Sequence[Pair], table: WordTable) -> sp.csr_matrix:
     return _with_constant((harder - easier).tocsr(), 0.0)
 
 
+def _difficulty_design(x: sp.csr_matrix, config: TrainConfig) -> sp.csr_matrix:
+    """Unscaled features -> what the difficulty model reads (its embedding scale, the constant column)."""
+    return _with_constant(scale_embedding(x, config.embed_scale_difficulty), INTERCEPT_COLUMN)
+
+
 def _prompt(text: str) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}]}
 
@@ -198,10 +226,11 @@ def _prompt(text: str) -> dict[str, Any]:
 def _difficulty_fit(
     x: sp.csr_matrix, y: np.ndarray, pairs_x: sp.csr_matrix | None, pairs: Sequence[Pair], config: TrainConfig
 ) -> Ridge:
-    design = _with_constant(x, INTERCEPT_COLUMN)
+    design = _difficulty_design(x, config)
     target, weight = y, np.ones(len(y))
     if pairs_x is not None and pairs:
-        design = sp.vstack([design, pairs_x], format="csr")
+        # The constant column of a difference row is 0, so scaling the block after it changes nothing there.
+        design = sp.vstack([design, scale_embedding(pairs_x, config.embed_scale_difficulty)], format="csr")
         target = np.concatenate([y, config.pair_margin * np.array([p.gap for p in pairs])])
         weight = np.concatenate([weight, np.full(len(pairs), config.pair_weight)])
     return Ridge(alpha=config.alpha_difficulty, fit_intercept=False).fit(design, target, sample_weight=weight)
@@ -222,7 +251,10 @@ def fit_models(
         x = featurize_matrix(bodies, table, "training features")
     if pairs and pairs_x is None:
         pairs_x = pair_matrix(pairs, table)
-    category.named_steps["model"].fit(x, [r.category for r in rows], sample_weight=category_weights(rows, config))
+    category.named_steps["model"].fit(
+        scale_embedding(x, config.embed_scale_category), [r.category for r in rows],
+        sample_weight=category_weights(rows, config),
+    )
     keep = difficulty_rows(rows)
     y = np.array([r.difficulty for r in rows])
     difficulty.steps[-1] = ("model", _difficulty_fit(x[keep], y[keep], pairs_x, pairs, config))
@@ -231,7 +263,9 @@ def fit_models(
     return category, difficulty
 
 
-def export_arrays(category: Pipeline, difficulty: Pipeline, table_arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def export_arrays(
+    category: Pipeline, difficulty: Pipeline, table_arrays: dict[str, np.ndarray], config: TrainConfig
+) -> dict[str, np.ndarray]:
     """Both models' coefficients side by side, one column per output, category columns in ``CATEGORIES``
     order (a class the data lacks gets a very low intercept)."""
     cat_model: LogisticRegression = category.named_steps["model"]
@@ -247,6 +281,9 @@ def export_arrays(category: Pipeline, difficulty: Pipeline, table_arrays: dict[s
         intercept[column] = cat_model.intercept_[row]
     coef[:, -1] = ridge.coef_[:-1]
     intercept[-1] = ridge.coef_[-1] * INTERCEPT_COLUMN
+    # The models read the mean word vector scaled (TrainConfig.embed_scale_*): the scale goes into its rows.
+    coef[N_HASHED + N_DENSE :, :-1] *= config.embed_scale_category
+    coef[N_HASHED + N_DENSE :, -1] *= config.embed_scale_difficulty
     return {
         "word_rows": coef[:N_HASHED],
         "dense_rows": np.vstack([coef[N_HASHED : N_HASHED + N_DENSE], intercept]),
@@ -280,7 +317,7 @@ def out_of_fold_scores(
     for fold in range(config.folds):
         train = (folds != fold) & keep
         model = _difficulty_fit(x[train], y[train], pairs_x, pairs, config)
-        scores[folds == fold] = model.predict(_with_constant(x[folds == fold], INTERCEPT_COLUMN))
+        scores[folds == fold] = model.predict(_difficulty_design(x[folds == fold], config))
     return scores
 
 
@@ -324,7 +361,7 @@ def build_model(
     labels = np.array([r.difficulty for r in rows])
     raw_oof = out_of_fold_scores(rows, x, config, pairs, pairs_x)
     calib_x, calib_y = calibration_map(raw_oof[keep], labels[keep])
-    arrays = {**export_arrays(category, difficulty, table_arrays), "calib_x": calib_x, "calib_y": calib_y}
+    arrays = {**export_arrays(category, difficulty, table_arrays, config), "calib_x": calib_x, "calib_y": calib_y}
     oof = np.array([calibrate(v, calib_x.tolist(), calib_y.tolist()) for v in raw_oof])
     residual = oof[keep] - labels[keep]
     metadata: dict[str, Any] = {

@@ -125,7 +125,7 @@ def test_train_with_extra_then_eval_writes_the_report(tmp_path):
     assert "alpaca_eval" not in meta["training_data"]["rows_by_source"]
     assert len(meta["training_data"]["labeled_natural_v2_sha256"]) == 64
     assert set(meta["versions"]) == {"python", "numpy", "scikit-learn"}
-    assert meta["embedding"]["licence"].startswith("wordllama")
+    assert meta["embedding"]["table"] == "wordllama" and meta["embedding"]["licence"].startswith("wordllama")
     held = meta["evaluation"]["natural_holdout"]
     assert {"length", "new"} <= set(held["models"]) and "spearman" in held["margins"]["length"]
 

@@ -85,10 +85,12 @@ BODIES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def trained():
+@pytest.fixture(scope="module", params=[(1.0, 1.0), (3.0, 2.0)], ids=["unscaled", "embedding-scaled"])
+def trained(request):
     table, table_arrays = small_table()
-    config = TrainConfig(max_iter=40, folds=2)
+    # The embedding scales are folded into the exported coefficients: the fast path must still agree.
+    scale_category, scale_difficulty = request.param
+    config = TrainConfig(max_iter=40, folds=2, embed_scale_category=scale_category, embed_scale_difficulty=scale_difficulty)
     rows = tiny_rows()
     # Benchmark-style difference rows go through the same fit (no intercept on them).
     pairs = [Pair("tiny", TEXTS[("math", 6)], TEXTS[("open_qa", 2)], 1.0), Pair("tiny", TEXTS[("code", 5)], TEXTS[("chitchat", 1)], 0.5)]
