@@ -4,7 +4,7 @@ JSON (``object: chat.completion``: choices, usage) and SSE (``data: {chunk}`` li
 chat.completion.chunk``, a final usage chunk when ``stream_options.include_usage``, then ``data:
 [DONE]``), paced by the latency profile. With ``tools`` and a ``tool_choice`` of ``required`` or a named
 function the answer is one tool call whose arguments follow the function's JSON schema. Faults are the
-same kinds as for ``/v1/messages`` (rules with ``endpoint: chat_completions`` or ``*``), written in this
+same kinds as for ``/v1/messages`` (``oversize``, ``novel_events`` and ``extra_headers`` excepted; rules with ``endpoint: chat_completions`` or ``*``), written in this
 API's shapes: errors as ``{"error": {"message", "type", "param", "code"}}``, a mid-stream error as a
 ``data:`` chunk holding ``error``. The answer's content comes from ``content.plan_answer`` (the same
 text for the same conversation as the Messages endpoint gives).
@@ -22,6 +22,7 @@ from router.sim.breaks import abort_connection, pause
 from router.sim.config import JSON_ONLY_KINDS, STREAM_ONLY_KINDS, FaultRule, LatencyProfile
 from router.sim.content import Answer, estimate_input_tokens, new_id, plan_answer
 from router.sim.intake import receive
+from router.sim.messages import _Fragmenting, _Trickling  # the same wire variations as the Messages stream
 from router.sim.state import STATE_KEY, SimState
 from router.sim.wire import ERROR_TYPES, retry_after_value
 
@@ -244,8 +245,13 @@ def _deltas(reply: _Reply) -> list[tuple[dict[str, Any], int]]:
 async def _stream(request: web.Request, state: SimState, reply: _Reply) -> web.StreamResponse:
     rule, profile, answer = reply.rule, reply.profile, reply.answer
     headers = {**reply.headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
-    response = web.StreamResponse(status=200, headers=headers)
-    await response.prepare(request)
+    prepared = web.StreamResponse(status=200, headers=headers)
+    await prepared.prepare(request)
+    response: Any = prepared
+    if rule is not None and rule.kind == "fragmented":
+        response = _Fragmenting(prepared)
+    elif rule is not None and rule.kind == "trickle":
+        response = _Trickling(prepared)
     await response.write(reply.chunk({"role": "assistant", "content": ""}))
     if rule is not None and rule.kind == "comment_frames":
         await response.write(b": sim keep-alive\n\n")
@@ -262,34 +268,34 @@ async def _stream(request: web.Request, state: SimState, reply: _Reply) -> web.S
             await pause(state, profile.ttft_ms / 1000)
             await response.write(_error_chunk() if action == "error" else _MALFORMED_CHUNK)
             await response.write_eof()
-            return response
+            return prepared
     if rule is not None and rule.kind == "empty_stream":
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
-        return response
+        return prepared
     await pause(state, profile.ttft_ms / 1000)
     deltas = _deltas(reply)
     for index, (delta, tokens) in enumerate(deltas):
         if action is not None and index == at:
             if await _break(request, state, response, action, stall_s):
-                return response
+                return prepared
             action = None
         await pause(state, _seconds(profile, tokens))
         await response.write(reply.chunk(delta))
         if rule is not None and rule.kind == "comment_frames":
             await response.write(b": sim keep-alive\n\n")
     if action is not None and await _break(request, state, response, action, stall_s):
-        return response
+        return prepared
     await response.write(reply.chunk({}, _FINISH.get(answer.stop_reason, "stop")))
     if reply.include_usage:
         usage = _usage(reply.input_tokens, answer.output_tokens, reply.cached)
         await response.write(reply.chunk(None, usage=usage, choices=False))
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
-    return response
+    return prepared
 
 
-async def _break(request: web.Request, state: SimState, response: web.StreamResponse, action: str, stall_s: float) -> bool:
+async def _break(request: web.Request, state: SimState, response: Any, action: str, stall_s: float) -> bool:
     """A mid-stream fault; True when the stream is over (cut, error chunk, malformed chunk)."""
     if action == "stall":
         await pause(state, stall_s)

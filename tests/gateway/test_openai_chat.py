@@ -150,7 +150,17 @@ def test_tool_rules_see_the_openai_tools(router, sim):
 # --- fallback before the first chunk, explicit error after it -------------------------------------------
 
 
-@pytest.mark.parametrize("fault, label", [({"kind": "rate_limit", "retry_after": 30}, "429"), ({"kind": "overloaded"}, "529")])
+@pytest.mark.parametrize(
+    "fault, label",
+    [
+        ({"kind": "rate_limit", "retry_after": 30}, "429"),
+        ({"kind": "overloaded"}, "529"),
+        ({"kind": "server_error", "status": 503}, "503"),
+        ({"kind": "connect_refused"}, "connect"),
+        ({"kind": "malformed_json"}, "malformed"),
+        ({"kind": "cut"}, "cut"),
+    ],
+)
 def test_json_falls_back_on_429_and_529(router, sim, fault, label):
     sim.faults({**fault, "model": OPUS, "endpoint": "chat_completions"})
     raw = oai(router).chat.completions.with_raw_response.create(model="opus", messages=MESSAGES)
@@ -178,6 +188,26 @@ def test_stream_falls_back_before_the_first_chunk(router, sim, fault, label):
     assert {c.model for c in chunks} == {SONNET}, "nothing of the failed attempt reaches the client"
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.role) == 1
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+@pytest.mark.parametrize("kind", ["fragmented", "trickle", "comment_frames"])
+def test_streams_split_across_reads_or_with_comments_arrive_whole(router, sim, kind):
+    client = oai(router)
+    text = client.chat.completions.create(model="haiku", messages=MESSAGES).choices[0].message.content
+    sim.faults({"kind": kind, "endpoint": "chat_completions"})
+    with client.chat.completions.with_streaming_response.create(model="haiku", messages=MESSAGES, stream=True) as raw:
+        assert raw.headers["x-router-attempts"] == f"{HAIKU}:200"
+        chunks = list(raw.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+
+
+def test_an_empty_stream_is_complete_not_cut(router, sim, caplog):
+    sim.faults({"kind": "empty_stream", "endpoint": "chat_completions"})
+    with caplog.at_level(logging.INFO, logger="router.access"):
+        chunks = list(oai(router).chat.completions.create(model="haiku", messages=MESSAGES, stream=True))
+        (line,) = access_lines(caplog, 1)
+    assert [c.choices[0].delta.role for c in chunks] == ["assistant"]
+    assert line["outcome"] == "ok" and line["end"] == "complete"
 
 
 def test_cooldown_after_a_429_skips_the_model(router, sim):
@@ -328,3 +358,17 @@ def test_models_list_works_for_the_openai_and_the_anthropic_sdk(router):
     assert anthropic_ids == ids
     assert sdk_client(router).models.retrieve("sonnet").id == "sonnet"
     assert oai(router).models.retrieve("sonnet").owned_by == "router"
+
+
+def test_stalls_before_and_after_the_first_chunk(make_router, sim):
+    router = make_router(first_content_timeout=0.5, stream_idle_timeout=0.5)
+    sim.faults({"kind": "stall", "stall_s": 30, "model": OPUS, "endpoint": "chat_completions", "count": 1})
+    with oai(router).chat.completions.with_streaming_response.create(model="opus", messages=MESSAGES, stream=True) as raw:
+        assert raw.headers["x-router-attempts"] == f"{OPUS}:stall,{SONNET}:200"
+        assert list(raw.parse())[-1].choices[0].finish_reason == "stop"
+    sim.faults({"kind": "stall_after_content", "stall_s": 30, "after_events": 2, "endpoint": "chat_completions"})
+    seen = []
+    with pytest.raises(openai.APIError, match="stalled") as error:
+        for chunk in oai(router).chat.completions.create(model="haiku", messages=MESSAGES, stream=True):
+            seen.append(chunk)
+    assert seen and error.value.body["type"] == "timeout_error"
