@@ -1,5 +1,6 @@
-"""The forwarding pipeline for ``/v1/messages`` and ``count_tokens``: admit, classify, plan, dispatch,
-relay, then account, log and measure.
+"""The forwarding pipeline for ``/v1/messages``, ``count_tokens`` and ``/v1/chat/completions``: admit,
+classify, plan, dispatch, relay, then account, log and measure. The API format is the request's dialect
+(``router.gateway.dialect``): parsing, usage, stream frames and error envelopes; the steps are the same.
 
 Owns the order of those steps for one request. Each step's logic lives in its own module; this one only
 sequences them and makes sure every request ends in exactly one log line and one ``requests`` count,

@@ -330,6 +330,9 @@ def test_bad_key_is_an_openai_shaped_401(make_router, sim):
     with pytest.raises(openai.AuthenticationError) as error:
         oai(router, key="sk-wrong").chat.completions.create(model="auto", messages=MESSAGES)
     assert error.value.body["type"] == "authentication_error" and error.value.body["code"] == "invalid_api_key"
+    body = json.dumps({"model": "auto", "messages": MESSAGES}).encode()
+    status, _, raw = post(router.url + CHAT, body, {"content-type": "application/json"})  # no key at all
+    assert _openai_error(status, raw, 401)["type"] == "authentication_error"
     assert oai(router).chat.completions.create(model="haiku", messages=MESSAGES).choices, "the tenant's key works"
     assert chat_models(sim) == [HAIKU]
 
