@@ -40,6 +40,9 @@ class Dialect(msgspec.Struct, frozen=True):
     """A router error as this API's envelope."""
     error_frame: Callable[[int, str], bytes]
     """The frame that ends a committed stream that failed."""
+    bearer_upstream: bool = False
+    """Also send the router's upstream key as ``Authorization: Bearer`` (besides ``x-api-key``): how the
+    OpenAI SDK authenticates to Anthropic's OpenAI-compatible endpoint, which Anthropic documents."""
 
 
 def _messages_stream(parsed: ParsedRequest) -> StreamFormat:
@@ -65,4 +68,5 @@ OPENAI_CHAT = Dialect(
     _chat_stream,
     _chat_error_reply,
     openai_errors.sse_error_frame,
+    bearer_upstream=True,
 )

@@ -163,11 +163,14 @@ async def _forward(
         _settle(svc, who, reservation, {}, 0.0, triage_usd)
         raise
     progress.decision = decision
+    sent_headers = upstream_headers(request.headers, svc.upstream.api_key)
+    if dialect.bearer_upstream and svc.upstream.api_key:
+        sent_headers["authorization"] = "Bearer " + svc.upstream.api_key
     out = Outbound(
         svc.upstream,
         svc.settings,
         request.path_qs(path),
-        upstream_headers(request.headers, svc.upstream.api_key),
+        sent_headers,
         parsed,
         policy.tiers.models,
         decision.action,

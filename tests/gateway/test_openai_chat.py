@@ -82,6 +82,7 @@ def test_json_completion_goes_to_the_planned_model(router, sim, model, answered)
     assert seen["body"]["model"] == answered, "the model field is rewritten, the body otherwise as sent"
     assert seen["body"]["messages"] == MESSAGES and seen["body"]["max_tokens"] == 64
     assert seen["headers"]["x-api-key"] == UPSTREAM_KEY
+    assert seen["headers"]["authorization"] == f"Bearer {UPSTREAM_KEY}", "the OpenAI SDK's own way, with the router's key"
     assert CLIENT_KEY not in json.dumps(seen["headers"]), "the client's key never goes upstream"
 
 
