@@ -167,9 +167,15 @@ def attempt_budget(out: Outbound, model: str, deadline: float, now: float) -> fl
 
 
 async def attempt_json(
-    out: Outbound, target: Target, deadline: float, clock: Callable[[], float] = time.monotonic
+    out: Outbound,
+    target: Target,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+    read_usage: Callable[[bytes], dict[str, int] | None] = usage.read_json,
 ) -> JsonReply | Failure:
-    """One non-streaming request to one target, within its own time limit (``attempt_budget``)."""
+    """One non-streaming request to one target, within its own time limit (``attempt_budget``).
+    ``read_usage``: the answer format's usage reader, which is also its well-formedness check (None: not
+    a JSON object); the Messages API's by default."""
     body = out.body(target.model)
     budget = attempt_budget(out, target.model, deadline, clock())
     try:
@@ -186,7 +192,7 @@ async def attempt_json(
     status = resp.status
     reply_headers = downstream_headers(resp.headers)
     if status < 400:
-        answer_usage = usage.read_json(data)
+        answer_usage = read_usage(data)
         if answer_usage is None:
             # A 200 whose body is not JSON would make the client's SDK raise on parse: it is no answer, and
             # another target may give a real one.

@@ -30,7 +30,7 @@ def request_facts(
             betas.extend(flag.strip() for flag in value.split(",") if flag.strip())
         elif lowered == HINT_HEADER:
             hint = value.strip()
-    body = parsed.body
+    body = parsed.messages_body  # a foreign dialect's body, read as Messages (images, documents, thinking)
     images, documents = _attachments(body.get("system"), False, False)
     messages = body.get("messages")
     if isinstance(messages, list):

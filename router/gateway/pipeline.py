@@ -1,5 +1,6 @@
-"""The forwarding pipeline for ``/v1/messages`` and ``count_tokens``: admit, classify, plan, dispatch,
-relay, then account, log and measure.
+"""The forwarding pipeline for ``/v1/messages``, ``count_tokens`` and ``/v1/chat/completions``: admit,
+classify, plan, dispatch, relay, then account, log and measure. The API format is the request's dialect
+(``router.gateway.dialect``): parsing, usage, stream frames and error envelopes; the steps are the same.
 
 Owns the order of those steps for one request. Each step's logic lives in its own module; this one only
 sequences them and makes sure every request ends in exactly one log line and one ``requests`` count,
@@ -23,6 +24,7 @@ import msgspec
 from router.tenancy.admission import admit, settle, tenant_of
 from router.tenancy.state import Reservation
 from router.classify.schema import Classification
+from router.gateway.dialect import MESSAGES, Dialect
 from router.gateway.dispatch import Dispatched, JsonReply, attempt_json
 from router.errors import BudgetExceeded, ClientFacingError
 from router.gateway.facts import request_facts
@@ -36,7 +38,7 @@ from router.gateway.services import Services
 from router.gateway.sticky import conversation_key
 from router.gateway.stream import Relay, StreamStats, open_stream
 from router.gateway.outbound import Outbound
-from router.gateway.view import ParsedRequest, parse_request
+from router.gateway.view import ParsedRequest
 
 log = logging.getLogger("router.access")
 
@@ -79,15 +81,19 @@ class _Progress:
         self.streamed = False
 
 
-async def forward(request: Inbound, svc: Services, path: str, *, messages: bool) -> Reply | StreamReply:
-    """Route and relay. ``messages`` is False for count_tokens: no classification, budget or streaming."""
+async def forward(
+    request: Inbound, svc: Services, path: str, *, messages: bool, dialect: Dialect = MESSAGES
+) -> Reply | StreamReply:
+    """Route and relay. ``messages`` is False for count_tokens: no classification, budget or streaming.
+    ``dialect``: the API format of the request (``router.gateway.dialect``); every step but parsing, usage,
+    stream frames and error envelopes is the same for all of them."""
     started = svc.clock()
     metrics = svc.metrics
     metrics.in_flight.inc()
     streaming = False
     progress = _Progress()
     try:
-        response, streaming = await _forward(request, svc, path, messages, started, progress)
+        response, streaming = await _forward(request, svc, path, messages, started, progress, dialect)
         return response
     except ClientFacingError:
         record_request(metrics, None, "rejected", svc.clock() - started, False)
@@ -120,12 +126,18 @@ def _client_left(svc: Services, progress: _Progress, started: float, outcome: st
 
 
 async def _forward(
-    request: Inbound, svc: Services, path: str, messages: bool, started: float, progress: _Progress
+    request: Inbound,
+    svc: Services,
+    path: str,
+    messages: bool,
+    started: float,
+    progress: _Progress,
+    dialect: Dialect = MESSAGES,
 ) -> tuple[Reply | StreamReply, bool]:
     policy = svc.store.current  # one policy version for the whole request, whatever reloads meanwhile
     metrics = svc.metrics
     who = progress.who = tenant_of(request.headers, svc.tenancy, policy)
-    parsed = progress.parsed = parse_request(request.body, require_messages=True)
+    parsed = progress.parsed = dialect.parse(request.body)
     unlisted = policy.tiers.catalogue.unlisted_family(parsed.view.model)
     if unlisted is not None:
         metrics.unlisted_models.labels(unlisted).inc()
@@ -137,13 +149,13 @@ async def _forward(
     triage_usd = 0.0
     if messages and parsed.view.model == AUTO:
         triage_started = svc.clock()
-        triage = await svc.triage.classify(parsed.body, threshold=policy.classifier.confidence_threshold)
+        triage = await svc.triage.classify(parsed.messages_body, threshold=policy.classifier.confidence_threshold)
         record_triage(metrics, policy, triage, svc.clock() - triage_started, policy.classifier.haiku.model)
         classification = triage.classification
         triage_usd = progress.triage_usd = triage.haiku.usd if triage.haiku is not None else 0.0
     facts = request_facts(parsed, request.headers, who.name, classification)
     now = svc.clock()
-    conversation = conversation_key(parsed.body, who.name) if messages else None
+    conversation = conversation_key(parsed.messages_body, who.name) if messages else None
     cooling, remembered = await svc.routing_state(conversation, now)
     try:
         decision = plan(facts, policy, cooling, now, who.tenant, downgrade, remembered)
@@ -151,11 +163,14 @@ async def _forward(
         _settle(svc, who, reservation, {}, 0.0, triage_usd)
         raise
     progress.decision = decision
+    sent_headers = upstream_headers(request.headers, svc.upstream.api_key)
+    if dialect.bearer_upstream and svc.upstream.api_key:
+        sent_headers["authorization"] = "Bearer " + svc.upstream.api_key
     out = Outbound(
         svc.upstream,
         svc.settings,
         request.path_qs(path),
-        upstream_headers(request.headers, svc.upstream.api_key),
+        sent_headers,
         parsed,
         policy.tiers.models,
         decision.action,
@@ -168,7 +183,10 @@ async def _forward(
     sticky = decision.action is not None and decision.action.sticky
 
     streamed = progress.streamed = messages and parsed.view.stream
-    attempt = partial(open_stream, out) if streamed else partial(attempt_json, out)
+    if streamed:
+        attempt: Any = partial(open_stream, out, fmt=dialect.stream_format(parsed))
+    else:
+        attempt = partial(attempt_json, out, read_usage=dialect.read_usage)
     result = await svc.dispatcher.run(
         decision, attempt, deadline, cooldown_s, progress.result, policy.tiers.max_cooldown_seconds
     )
@@ -179,7 +197,7 @@ async def _forward(
         fields = {"tenant": who.name, "triage_usd": round(triage_usd, 6), **logged}
         _log(decision, result.attempts, result.target, parsed, started, svc, outcome, extra=fields)
         _settle(svc, who, reservation, {}, 0.0, triage_usd)
-        return failure_reply(decision, result, svc.clock(), cooling), False
+        return failure_reply(decision, result, svc.clock(), cooling, dialect.error_reply), False
     answered = result.target.model if result.target else None
     if sticky and answered:
         svc.remember_route(conversation, decision, answered, remembered)
@@ -201,7 +219,7 @@ async def _forward(
 
         request_id = opened.headers.get("request-id")
         headers = {**opened.headers, **router_headers(decision, result), **extra}
-        return stream_reply(headers, Relay(opened, on_end)), True
+        return stream_reply(headers, Relay(opened, on_end), dialect.error_frame), True
 
     # The answer goes out first; its accounting runs once it is written (``router.server.asgi.send_reply``).
     reply = result.success
@@ -333,6 +351,8 @@ def _log(
         "ms": round((svc.clock() - started) * 1000, 2),
         **(extra or {}),
     }
+    if parsed.api is not None:
+        line["api"] = parsed.api
     if stats is not None:
         line["end"] = stats.end
         if stats.first_content_at is not None:

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 
 from router.gateway.dispatch import Dispatched
-from router.errors import ClientFacingError, UpstreamUnavailable, error_body, error_type_for
+from router.errors import ClientFacingError, UpstreamUnavailable, error_body, error_type_for, sse_error_frame
 from router.gateway.headers import format_attempts
 from router.gateway.outcome import CAPACITY_STATUSES, exhausted_headers, most_informative
 from router.gateway.plan import Plan
@@ -52,13 +52,20 @@ class Reply:
 
 
 class StreamReply:
-    """A 200 server-sent-event stream: headers now, then the chunks as the relay produces them."""
+    """A 200 server-sent-event stream: headers now, then the chunks as the relay produces them.
+    ``error_frame``: how this stream's format writes a failure (the server's drain deadline uses it)."""
 
-    __slots__ = ("chunks", "headers")
+    __slots__ = ("chunks", "error_frame", "headers")
 
-    def __init__(self, headers: dict[str, str], chunks: AsyncIterator[bytes]) -> None:
+    def __init__(
+        self,
+        headers: dict[str, str],
+        chunks: AsyncIterator[bytes],
+        error_frame: Callable[[int, str], bytes] = sse_error_frame,
+    ) -> None:
         self.headers = headers
         self.chunks = chunks
+        self.error_frame = error_frame
 
 
 def json_reply(status: int, headers: dict[str, str], body: bytes) -> Reply:
@@ -66,10 +73,12 @@ def json_reply(status: int, headers: dict[str, str], body: bytes) -> Reply:
     return Reply(status, headers, body)
 
 
-def stream_reply(headers: dict[str, str], chunks: AsyncIterator[bytes]) -> StreamReply:
+def stream_reply(
+    headers: dict[str, str], chunks: AsyncIterator[bytes], error_frame: Callable[[int, str], bytes] = sse_error_frame
+) -> StreamReply:
     headers.setdefault("content-type", "text/event-stream; charset=utf-8")
     headers.setdefault("cache-control", "no-cache")
-    return StreamReply(headers, chunks)
+    return StreamReply(headers, chunks, error_frame)
 
 
 def envelope(exc: ClientFacingError, extra: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -84,8 +93,18 @@ def error_reply(exc: ClientFacingError, extra: dict[str, str] | None = None) -> 
     return json_reply(*envelope(exc, extra))
 
 
-def failure_reply(plan: Plan, result: Dispatched[object], now: float, cooling_until: dict[str, float]) -> Reply:
-    """The response when no target succeeded: a relayed non-retryable error, or the best of the failures."""
+ErrorReply = Callable[[ClientFacingError, "dict[str, str] | None"], Reply]
+
+
+def failure_reply(
+    plan: Plan,
+    result: Dispatched[object],
+    now: float,
+    cooling_until: dict[str, float],
+    error_reply: ErrorReply = error_reply,
+) -> Reply:
+    """The response when no target succeeded: a relayed non-retryable error, or the best of the failures.
+    ``error_reply`` writes the errors the router describes itself (the dialect's envelope)."""
     headers = router_headers(plan, result)
     if result.final is not None:
         final = result.final

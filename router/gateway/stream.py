@@ -9,6 +9,10 @@ yet, and an ``error`` after them still falls back. A stream whose first answer e
 is complete (an empty answer), not cut.
 After the commit point the upstream's bytes are relayed frame by frame, unchanged, and any failure ends
 the stream with an Anthropic ``event: error`` frame -- never with a clean end that looks like success.
+
+The wire format is a ``StreamFormat``: how one frame is read (is it content, the end, an error; its usage)
+and how a failure is written to the client. ``MESSAGES_STREAM`` is the Messages API's; other dialects
+(``router.gateway.openai``) bring their own, and the commit point, fallback and relay are the same code.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import msgspec
 
@@ -34,6 +39,18 @@ from router.gateway.outbound import Outbound
 # so that fallback stays possible. An allowlist, not a list of held events: a comment frame or an event
 # type from a newer API version must not commit a stream that then fails.
 COMMIT_EVENTS = frozenset({"content_block_delta", "content_block_stop", "message_delta", "message_stop"})
+
+# What a frame is, as a format's ``check`` reads it: not the answer yet (held before the commit point,
+# relayed after it), part of the answer (commits), the answer's end (commits and completes the stream), an
+# upstream error, or a frame the client must not see (dropped; it does not commit).
+HOLD, CONTENT, END, ERROR, DROP = 0, 1, 2, 3, 4
+_KIND_BY_EVENT = {
+    "content_block_delta": CONTENT,
+    "content_block_stop": CONTENT,
+    "message_delta": CONTENT,
+    "message_stop": END,
+    "error": ERROR,
+}
 
 CHARS_PER_TOKEN = 4
 """For a stream that ends before its final ``message_delta`` (the client left, the upstream cut): output
@@ -80,7 +97,10 @@ class OpenStream:
         framer: SSEFramer,
         stats: StreamStats,
         finished: bool,
+        fmt: StreamFormat | None = None,
     ) -> None:
+        self.fmt = MESSAGES_STREAM if fmt is None else fmt
+        """The wire format being relayed (the Messages API's by default)."""
         self.response = response
         self.idle_timeout = idle_timeout
         self.headers = headers
@@ -96,15 +116,31 @@ class OpenStream:
         self.response.close()
 
 
-def _check(frame: Frame, stats: StreamStats) -> tuple[str | None, object]:
-    """Decode a frame's data. Returns (problem, decoded): problem is ``malformed`` or None."""
+Check = Callable[[Frame, StreamStats], tuple["str | None", int, Any]]
+"""Reads one frame: (problem -- ``malformed`` or None --, its kind: ``HOLD`` ... ``DROP``, decoded data),
+folding its usage and content size into the stats."""
+
+
+class StreamFormat(msgspec.Struct, frozen=True):
+    """One API's stream wire format, as the commit point and the relay need it."""
+
+    check: Check
+    error_frame: Callable[[int, str], bytes]
+    """The frame that ends a committed stream that failed (status, message)."""
+    event_failure: Callable[[str, Any, "str | None"], Failure]
+    """The failure for an upstream error frame before content (model, decoded frame, request id)."""
+
+
+def _check(frame: Frame, stats: StreamStats) -> tuple[str | None, int, Any]:
+    """Decode a Messages frame's data (see ``Check``). The deltas, the bulk of a stream, take the shortest
+    path (their kind is known without the table)."""
+    event = frame.event
     if not frame.data:
-        return None, None
+        return None, _KIND_BY_EVENT.get(event, HOLD), None  # type: ignore[arg-type]
     try:
         decoded = frame.json()
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return "malformed", None
-    event = frame.event
+        return "malformed", HOLD, None
     if event == "content_block_delta":
         stats.deltas += 1
         delta = decoded.get("delta") if isinstance(decoded, dict) else None
@@ -114,12 +150,15 @@ def _check(frame: Frame, stats: StreamStats) -> tuple[str | None, object]:
                 if isinstance(piece, str):
                     stats.delta_chars += len(piece)
                     break
-    elif event == "message_delta":
+        return None, CONTENT, decoded
+    if event == "message_delta":
         usage.merge_event(stats.usage, event, decoded)
         stats.final_usage = True
-    elif event == "message_start":
+        return None, CONTENT, decoded
+    if event == "message_start":
         usage.merge_event(stats.usage, event, decoded)
-    return None, decoded
+        return None, HOLD, decoded
+    return None, _KIND_BY_EVENT.get(event, HOLD), decoded  # type: ignore[arg-type]  # no event line: HOLD
 
 
 def _event_failure(model: str, decoded: object, request_id: str | None) -> Failure:
@@ -139,10 +178,18 @@ def _event_failure(model: str, decoded: object, request_id: str | None) -> Failu
     )
 
 
+MESSAGES_STREAM = StreamFormat(_check, sse_error_frame, _event_failure)
+"""The Messages API's stream: named events, ``message_stop`` ends it, ``event: error`` frames."""
+
+
 async def open_stream(
-    out: Outbound, target: Target, deadline: float, clock: Callable[[], float] = time.monotonic
+    out: Outbound,
+    target: Target,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+    fmt: StreamFormat = MESSAGES_STREAM,
 ) -> OpenStream | Failure:
-    """One streaming attempt, read up to the commit point."""
+    """One streaming attempt, read up to the commit point, in the wire format ``fmt``."""
     settings = out.settings
     stats = StreamStats()
     budget = max(min(settings.first_content_timeout, deadline - clock()), 0.001)
@@ -154,7 +201,7 @@ async def open_stream(
             if response.status != 200:
                 data = await response.read()
                 return http_failure(target.model, response.status, data, downstream_headers(response.headers))
-            return await _read_to_commit(response, settings.stream_idle_timeout, target, stats, clock)
+            return await _read_to_commit(response, settings.stream_idle_timeout, target, stats, clock, fmt)
     except TimeoutError:
         _abort(response)
         return transport_failure(target.model, "stall", "no content from upstream before the first-content deadline")
@@ -173,10 +220,16 @@ def _abort(response: Response | None) -> None:
 
 
 async def _read_to_commit(
-    response: Response, idle_timeout: float, target: Target, stats: StreamStats, clock: Callable[[], float]
+    response: Response,
+    idle_timeout: float,
+    target: Target,
+    stats: StreamStats,
+    clock: Callable[[], float],
+    fmt: StreamFormat = MESSAGES_STREAM,
 ) -> OpenStream | Failure:
     framer = SSEFramer()
     held: list[bytes] = []
+    check = fmt.check
     while True:
         chunk = await response.chunk(idle_timeout)
         if not chunk:
@@ -184,34 +237,38 @@ async def _read_to_commit(
             return transport_failure(target.model, "cut", "upstream stream ended before content")
         committed = False
         for frame in framer.feed(chunk):
-            problem, decoded = _check(frame, stats)
+            problem, kind, decoded = check(frame, stats)
             if not committed:
                 if problem:
                     response.close()
                     return transport_failure(target.model, "malformed", "upstream sent a malformed event")
-                if frame.event == "error":
+                if kind == ERROR:
                     response.close()
-                    return _event_failure(target.model, decoded, response.get("request-id"))
+                    return fmt.event_failure(target.model, decoded, response.get("request-id"))
+                if kind == DROP:
+                    continue
                 held.append(frame.raw)
-                if frame.event in COMMIT_EVENTS:
+                if kind == CONTENT or kind == END:
                     committed = True
                     stats.first_content_at = clock()
-                    if frame.event == "message_stop":
+                    if kind == END:
                         stats.end = "complete"  # an empty answer is an answer: nothing is missing
                 continue
             # Later frames of the committing chunk: relay them as the relay loop would.
             if stats.end != "open":
-                break  # message_stop already ended it; anything after is not part of the answer
+                break  # the end frame already ended it; anything after is not part of the answer
             if problem:
-                held.append(sse_error_frame(502, "upstream sent a malformed event"))
+                held.append(fmt.error_frame(502, "upstream sent a malformed event"))
                 stats.end = "malformed"
                 break
+            if kind == DROP:
+                continue
             held.append(frame.raw)
-            if frame.event in ("message_stop", "error"):
-                stats.end = "complete" if frame.event == "message_stop" else "upstream_error"
+            if kind == END or kind == ERROR:
+                stats.end = "complete" if kind == END else "upstream_error"
         if committed:
             headers = downstream_headers(response.headers)
-            return OpenStream(response, idle_timeout, headers, held, framer, stats, finished=stats.end != "open")
+            return OpenStream(response, idle_timeout, headers, held, framer, stats, stats.end != "open", fmt)
 
 
 class Relay:
@@ -269,29 +326,31 @@ class Relay:
             response = stream.response
             idle_timeout = stream.idle_timeout
             framer = stream.framer
+            fmt = stream.fmt
+            error_frame = fmt.error_frame
             while True:
                 try:
                     chunk = await response.chunk(idle_timeout)
                 except TimeoutError:
                     stats.end = "stall"
-                    yield sse_error_frame(504, "upstream stream stalled; the answer is incomplete")
+                    yield error_frame(504, "upstream stream stalled; the answer is incomplete")
                     return
                 except TransportError:
                     stats.end = "cut"
-                    yield sse_error_frame(502, "upstream connection lost mid-stream; the answer is incomplete")
+                    yield error_frame(502, "upstream connection lost mid-stream; the answer is incomplete")
                     return
                 if not chunk:
                     if stats.end == "open":
                         stats.end = "cut"
-                        yield sse_error_frame(502, "upstream stream ended early; the answer is incomplete")
+                        yield error_frame(502, "upstream stream ended early; the answer is incomplete")
                     return
                 try:
                     frames = framer.feed(chunk)
                 except FrameTooLarge as exc:
                     stats.end = "oversize"
-                    yield sse_error_frame(502, f"{exc.message}; the answer is incomplete")
+                    yield error_frame(502, f"{exc.message}; the answer is incomplete")
                     return
-                out = _relay_frames(frames, stats)
+                out = _relay_frames(frames, stats, fmt)
                 if out:
                     yield out
                 if stats.end not in ("open", "complete", "upstream_error"):
@@ -300,17 +359,20 @@ class Relay:
             await self._finish()
 
 
-def _relay_frames(frames: list[Frame], stats: StreamStats) -> bytes:
+def _relay_frames(frames: list[Frame], stats: StreamStats, fmt: StreamFormat = MESSAGES_STREAM) -> bytes:
     parts: list[bytes] = []
+    check = fmt.check
     for frame in frames:
-        problem, _ = _check(frame, stats)
+        problem, kind, _ = check(frame, stats)
         if problem:
-            parts.append(sse_error_frame(502, "upstream sent a malformed event; the answer is incomplete"))
+            parts.append(fmt.error_frame(502, "upstream sent a malformed event; the answer is incomplete"))
             stats.end = "malformed"
             break
+        if kind < END:  # the common case: part of the answer, or not yet
+            parts.append(frame.raw)
+            continue
+        if kind == DROP:
+            continue
         parts.append(frame.raw)
-        if frame.event == "message_stop":
-            stats.end = "complete"
-        elif frame.event == "error":
-            stats.end = "upstream_error"
+        stats.end = "complete" if kind == END else "upstream_error"
     return b"".join(parts)

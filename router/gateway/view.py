@@ -27,11 +27,28 @@ class RequestView(msgspec.Struct, frozen=True):
 
 
 class ParsedRequest(msgspec.Struct, frozen=True):
-    """A decoded request: the view for decisions, the dict for forwarding, the original bytes."""
+    """A decoded request: the view for decisions, the dict for forwarding, the original bytes.
+
+    A request in another API's format (``router.gateway.dialect``: the OpenAI chat completions surface)
+    also carries ``shaped``, a Messages-shaped reading of its body (system, messages, tools) for the
+    classifier and the conversation key; ``body`` and ``raw`` stay in the client's own format, which is
+    what is forwarded. ``max_tokens_field`` names the body's output-limit field (the one a clamp rewrites);
+    ``api`` names the surface in the access line (None: the Messages API); ``added`` lists what the router
+    itself added to the client's body (e.g. ``stream_options.include_usage``), to be undone downstream."""
 
     view: RequestView
     body: dict[str, Any]
     raw: bytes
+    shaped: dict[str, Any] | None = None
+    max_tokens_field: str = "max_tokens"
+    api: str | None = None
+    added: tuple[str, ...] = ()
+
+    @property
+    def messages_body(self) -> dict[str, Any]:
+        """The body as a Messages request: what the classifier and the conversation key read."""
+        shaped = self.shaped
+        return self.body if shaped is None else shaped
 
     @property
     def estimated_tokens(self) -> int:
@@ -99,7 +116,7 @@ def body_for_model(
         changes["model"] = model
     limit = parsed.view.max_tokens
     if max_output_tokens is not None and limit is not None and limit > max_output_tokens:
-        changes["max_tokens"] = max_output_tokens
+        changes[parsed.max_tokens_field] = max_output_tokens
     drop = drop_thinking and "thinking" in parsed.body
     if not changes and not drop:
         return parsed.raw

@@ -1,5 +1,5 @@
-"""The ASGI front door: ``POST /v1/messages`` and ``count_tokens`` go straight to the proxy pipeline; every
-other request goes to the Litestar app.
+"""The ASGI front door: ``POST /v1/messages``, ``count_tokens`` and ``/v1/chat/completions`` (the OpenAI
+dialect) go straight to the proxy pipeline; every other request goes to the Litestar app.
 
 Why a front door: the two proxy routes carry all the traffic, and on them the router's own work is a few
 hundred microseconds, so a framework's per-request layers (routing, request and header objects, exception
@@ -42,9 +42,10 @@ from router.errors import (
     ShuttingDown,
     sse_error_frame,
 )
+from router.gateway.dialect import MESSAGES, OPENAI_CHAT, Dialect
 from router.gateway.passthrough import PassRequest, Relayed, is_passthrough, pass_through, refused_at_the_door
 from router.gateway.pipeline import SHUTDOWN, Inbound, forward
-from router.gateway.replies import Reply, StreamReply, error_reply
+from router.gateway.replies import Reply, StreamReply
 
 log = logging.getLogger("router")
 
@@ -53,10 +54,11 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# path -> (upstream path, is it a Messages call: classified, limited, may stream)
-PROXY_ROUTES: dict[str, tuple[str, bool]] = {
-    "/v1/messages": ("/v1/messages", True),
-    "/v1/messages/count_tokens": ("/v1/messages/count_tokens", False),
+# path -> (upstream path, is it a Messages call: classified, limited, may stream; its API dialect)
+PROXY_ROUTES: dict[str, tuple[str, bool, Dialect]] = {
+    "/v1/messages": ("/v1/messages", True, MESSAGES),
+    "/v1/messages/count_tokens": ("/v1/messages/count_tokens", False, MESSAGES),
+    "/v1/chat/completions": ("/v1/chat/completions", True, OPENAI_CHAT),
 }
 TOO_LARGE = "request body too large: the limit is 32 MB"
 
@@ -82,10 +84,12 @@ class RouterApp:
         elif scope["method"] == "POST":
             await self._proxy(scope, receive, send, *route)
         else:
-            reply = error_reply(MethodNotAllowed("method not allowed on this path"), {"allow": "POST"})
+            reply = route[2].error_reply(MethodNotAllowed("method not allowed on this path"), {"allow": "POST"})
             await send_reply(reply, send)
 
-    async def _proxy(self, scope: Scope, receive: Receive, send: Send, path: str, messages: bool) -> None:
+    async def _proxy(
+        self, scope: Scope, receive: Receive, send: Send, path: str, messages: bool, dialect: Dialect
+    ) -> None:
         watcher: asyncio.Future[None] | None = None
         try:
             headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
@@ -93,17 +97,17 @@ class RouterApp:
             inbound = Inbound(headers, body, scope.get("query_string", b""))
             watcher = asyncio.ensure_future(_disconnected(receive))
             reply: Reply | StreamReply = await _unless_gone(
-                forward(inbound, self.litestar.state.services, path, messages=messages), watcher
+                forward(inbound, self.litestar.state.services, path, messages=messages, dialect=dialect), watcher
             )
         except ClientGone:
             if watcher is not None:
                 watcher.cancel()
             return
         except ClientFacingError as exc:
-            reply = error_reply(exc)
+            reply = dialect.error_reply(exc, None)
         except Exception as exc:  # a bug: answer in the envelope, log the type only (messages may quote content)
             log_unexpected(log, "handling a request", exc)
-            reply = error_reply(InternalError("internal error in the router"))
+            reply = dialect.error_reply(InternalError("internal error in the router"), None)
         except BaseException:
             if watcher is not None:
                 watcher.cancel()
@@ -134,10 +138,10 @@ class RouterApp:
         except ClientFacingError as exc:
             if watcher is None:  # refused before ``pass_through`` saw it (the body limit): counted here
                 refused_at_the_door(services, scope["method"], scope["path"], exc.status)
-            reply = error_reply(exc)
+            reply = MESSAGES.error_reply(exc, None)
         except Exception as exc:  # a bug: answer in the envelope, log the type only
             log_unexpected(log, "forwarding a request", exc)
-            reply = error_reply(InternalError("internal error in the router"))
+            reply = MESSAGES.error_reply(InternalError("internal error in the router"), None)
         except BaseException:
             if watcher is not None:
                 watcher.cancel()
@@ -288,7 +292,7 @@ async def send_stream(
             except Exception as exc:  # a bug in the relay, as above
                 log_unexpected(log, "streaming a reply", exc)
         if shutdown:
-            await _end_for_shutdown(send)
+            await _end_for_shutdown(send, reply.error_frame(503, SHUTDOWN_MESSAGE))
         # A writer cancelled while it was in ``send`` (or before it asked for the first chunk) leaves the
         # relay unfinished; closing it here runs its cleanup now (upstream closed, request recorded) rather
         # than at garbage collection, or never.
@@ -342,14 +346,15 @@ async def _pump_relayed(reply: Relayed, send: Send) -> None:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-SHUTDOWN_FRAME = sse_error_frame(503, "the router is shutting down; the answer is incomplete")
+SHUTDOWN_MESSAGE = "the router is shutting down; the answer is incomplete"
+SHUTDOWN_FRAME = sse_error_frame(503, SHUTDOWN_MESSAGE)
 
 
-async def _end_for_shutdown(send: Send) -> None:
+async def _end_for_shutdown(send: Send, frame: bytes = SHUTDOWN_FRAME) -> None:
     """End a stream cut by the drain deadline (its relay already marked ``shutdown``, so the access line
     says so) with an ``event: error`` frame -- never a silent end that looks like success."""
     with contextlib.suppress(Exception):
-        await send({"type": "http.response.body", "body": SHUTDOWN_FRAME, "more_body": True})
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -44,50 +44,69 @@ def _json(status: int, body: bytes) -> ASGIResponse:
     return ASGIResponse(body=body, status_code=status, media_type="application/json")
 
 
+CREATED_AT = "2025-01-01T00:00:00Z"
+CREATED = 1735689600
+"""The listing's one date, in both SDKs' forms: Anthropic's ``created_at`` (RFC 3339) and OpenAI's
+``created`` (Unix seconds) -- the same instant."""
+
+
+def _entry(model_id: str, display_name: str, owner: str, router: dict[str, Any]) -> dict[str, Any]:
+    """One model in a listing both SDKs read: Anthropic's fields (``type``, ``display_name``, ``created_at``)
+    and OpenAI's (``object``, ``created``, ``owned_by``); each SDK ignores the other's."""
+    return {
+        "type": "model",
+        "id": model_id,
+        "display_name": display_name,
+        "created_at": CREATED_AT,
+        "object": "model",
+        "created": CREATED,
+        "owned_by": owner,
+        "router": router,
+    }
+
+
 def _model_entries(svc: Services) -> list[dict[str, Any]]:
     tiers = svc.store.current.tiers
-    created = "2025-01-01T00:00:00Z"
     default = tiers.tiers[tiers.default_tier]
     entries: list[dict[str, Any]] = [
-        {
-            "type": "model",
-            "id": AUTO,
-            "display_name": f"Router: automatic tier (today: {tiers.default_tier} -> {default.primary})",
-            "created_at": created,
-            "router": {"kind": "auto", "tier": tiers.default_tier, "model": default.primary},
-        }
+        _entry(
+            AUTO,
+            f"Router: automatic tier (today: {tiers.default_tier} -> {default.primary})",
+            "router",
+            {"kind": "auto", "tier": tiers.default_tier, "model": default.primary},
+        )
     ]
     for name, tier in tiers.tiers.items():
         chain = [tier.primary, *(tiers.tiers[t].primary for t in tier.fallback)]
         entries.append(
-            {
-                "type": "model",
-                "id": name,
-                "display_name": f"Router tier {name} -> {tier.primary}",
-                "created_at": created,
-                "router": {"kind": "tier", "tier": name, "model": tier.primary, "fallback": chain},
-            }
+            _entry(
+                name,
+                f"Router tier {name} -> {tier.primary}",
+                "router",
+                {"kind": "tier", "tier": name, "model": tier.primary, "fallback": chain},
+            )
         )
     for name, tier in tiers.tiers.items():
         for model in tier.models:
             entries.append(
-                {
-                    "type": "model",
-                    "id": model,
-                    "display_name": model,
-                    "created_at": created,
-                    "router": {"kind": "model", "tier": name, "primary": model == tier.primary},
-                }
+                _entry(model, model, "anthropic", {"kind": "model", "tier": name, "primary": model == tier.primary})
             )
     return entries
 
 
 @get("/v1/models")
 async def list_models(request: Request[Any, Any, Any]) -> ASGIResponse:
-    """The router's tiers and the upstream models they map to, in the shape of Anthropic's model list."""
+    """The router's tiers and the upstream models they map to, in a shape both the Anthropic SDK (``data``,
+    ``has_more``, ``first_id``, ``last_id``) and the OpenAI SDK (``object: list``, ``data``) read."""
     await _read_auth_only(request)
     entries = _model_entries(_services(request))
-    body = {"data": entries, "has_more": False, "first_id": entries[0]["id"], "last_id": entries[-1]["id"]}
+    body = {
+        "object": "list",
+        "data": entries,
+        "has_more": False,
+        "first_id": entries[0]["id"],
+        "last_id": entries[-1]["id"],
+    }
     return _json(200, msgspec.json.encode(body))
 
 

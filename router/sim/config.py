@@ -65,7 +65,7 @@ STREAM_ONLY_KINDS: frozenset[str] = frozenset(
 )
 
 SERVER_ERROR_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
-ENDPOINTS: frozenset[str] = frozenset({"messages", "count_tokens", "*"})
+ENDPOINTS: frozenset[str] = frozenset({"messages", "count_tokens", "chat_completions", "*"})
 
 # The models GET /v1/models lists (the sim accepts any id on /v1/messages).
 KNOWN_MODELS: tuple[str, ...] = (

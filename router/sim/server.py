@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from router.sim.batches import add_batch_routes
+from router.sim.chat import handle_chat_completions
 from router.sim.config import SimConfig
 from router.sim.control import add_control_routes
 from router.sim.endpoints import handle_count_tokens, handle_models, handle_not_found
@@ -33,6 +34,7 @@ def create_sim_app(config: SimConfig) -> web.Application:
     app[STATE_KEY] = SimState(config)
     app.router.add_post("/v1/messages", handle_messages)
     app.router.add_post("/v1/messages/count_tokens", handle_count_tokens)
+    app.router.add_post("/v1/chat/completions", handle_chat_completions)
     app.router.add_get("/v1/models", handle_models)
     app.router.add_get("/v1/models/{model_id}", handle_model)
     add_batch_routes(app)
