@@ -33,7 +33,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from router.errors import StateBackendError
 from router.state.subscriber import Subscription
@@ -291,6 +291,27 @@ class RedisState:
         keys = [f"router:{{{tenant}}}:tpm", *_ledger_keys(tenant, month)]
         args = [-1 if tpm is None else tpm, tokens_delta, member, repr(float(usd)), LEDGER_TTL_S]
         return float(await self._call("settle", self._settle(keys, args)))
+
+    async def settle_many(self, items: list[tuple[str, str, int | None, int, str, float]]) -> list[float | None]:
+        """Several settlements (tenant, month, tpm, tokens delta, member, usd) in one round trip: a pipeline
+        of the settle script, each atomic by itself. Per item the month's spend, or None when that item's
+        script failed (the caller books it locally); a failure of the round trip raises."""
+
+        async def run(batch: list[tuple[str, str, int | None, int, str, float]]) -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for tenant, month, tpm, delta, member, usd in batch:
+                keys = [f"router:{{{tenant}}}:tpm", *_ledger_keys(tenant, month)]
+                args = [-1 if tpm is None else tpm, delta, member, repr(float(usd)), LEDGER_TTL_S]
+                pipe.evalsha(self._settle.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+
+        results = await self._call("settle", run(items))
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:  # a restarted Redis has forgotten the script; those items did not run
+            await self._call("settle", self.client.script_load(_SETTLE))
+            for i, again in zip(missing, await self._call("settle", run([items[i] for i in missing])), strict=True):
+                results[i] = again
+        return [None if isinstance(r, Exception) else float(r) for r in results]
 
     async def spent(self, tenant: str, month: str) -> float:
         return float(await self._call("spent", self.client.get(_ledger_keys(tenant, month)[0])) or 0.0)
