@@ -137,7 +137,8 @@ return redis.call('GET', KEYS[2]) or '0'
 # A cooldown only ever grows, and its mark time is the newest mark's. KEYS: cooldowns.
 # ARGV: model, until ms, marked ms, status, now ms, channel. Expired entries are dropped on the way. The
 # model's new entry is published ("until:marked:status|model") before the script returns, so every
-# subscribed replica has it before the replica that saw the 429 answers its client.
+# subscribed replica has it before the replica that saw the 429 answers its client. ``pcall``: a user whose
+# ACL denies the channel still marks (its replicas, unable to subscribe either, read the table per request).
 _MARK = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local untilms, marked, status = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -154,7 +155,7 @@ for i = 1, #all, 2 do
   if u <= tonumber(ARGV[5]) then redis.call('HDEL', KEYS[1], all[i]) elseif u > latest then latest = u end
 end
 redis.call('PEXPIREAT', KEYS[1], latest)
-redis.call('PUBLISH', ARGV[6], string.format('%d:%d:%s', untilms, marked, status) .. '|' .. ARGV[1])
+redis.pcall('PUBLISH', ARGV[6], string.format('%d:%d:%s', untilms, marked, status) .. '|' .. ARGV[1])
 return 1
 """
 
@@ -167,10 +168,10 @@ if not cur then return 0 end
 local marked = tonumber(string.match(cur, '^[^:]+:([^:]+):'))
 if marked < tonumber(ARGV[2]) then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('PUBLISH', ARGV[3], '|' .. ARGV[1])
+  redis.pcall('PUBLISH', ARGV[3], '|' .. ARGV[1])
   return 1
 end
-redis.call('PUBLISH', ARGV[3], cur .. '|' .. ARGV[1])
+redis.pcall('PUBLISH', ARGV[3], cur .. '|' .. ARGV[1])
 return 0
 """
 
