@@ -1,9 +1,10 @@
 """What the request handlers share for the life of the process: settings, the policy store, the upstream
 endpoint, triage, dispatch state (cooldowns, sticky routes), tenancy state, the state backend and metrics.
 
-Owns the container, and the per-request read and write of routing state (cooldowns and the sticky route,
-one round trip to the shared backend when there is one; the local tables when there is not or it is
-unreachable). ``router.server.lifespan`` builds it and tears it down. Nothing here is a module global:
+Owns the container, and the per-request read and write of routing state: cooldowns from the local
+table (with a shared backend, the mirror its subscription keeps current; one read of the shared table per
+request only while that subscription is not live), the sticky route from the shared backend when a rule is
+sticky; the local tables when there is no shared backend or it is unreachable. ``router.server.lifespan`` builds it and tears it down. Nothing here is a module global:
 handlers reach it through the app's state.
 """
 
