@@ -137,10 +137,20 @@ def bench_policies(tmp: Path, source: Path = ROOT / "policies") -> Path:
     return target
 
 
+def with_files(policies: Path, files: dict[str, str] | None) -> Path:
+    """``policies`` with these files (name -> text) written into it."""
+    for name, text in (files or {}).items():
+        (policies / name).write_text(text)
+    return policies
+
+
 class Stack:
     """The three processes: sim, router, load generator."""
 
-    def __init__(self, tmp: Path, transport: str | None = None, router_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, tmp: Path, transport: str | None = None, router_args: tuple[str, ...] = (),
+        policy_files: dict[str, str] | None = None,
+    ) -> None:
         self.tmp = tmp
         self.procs: list[subprocess.Popen] = []
         # ``router serve``, or (``--transport``) the same command with another upstream transport injected.
@@ -156,7 +166,7 @@ class Stack:
         self.router = self._spawn(
             [sys.executable, *serve, "--port", str(self.router_port), "--admin-port", "0",
              "--upstream-url", self.sim_url,
-             "--policies", str(bench_policies(tmp)), "--log-level", "WARNING", *router_args],
+             "--policies", str(with_files(bench_policies(tmp), policy_files)), "--log-level", "WARNING", *router_args],
             env, "router.log",
         )
         self.load = subprocess.Popen(

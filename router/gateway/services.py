@@ -1,9 +1,10 @@
 """What the request handlers share for the life of the process: settings, the policy store, the upstream
 endpoint, triage, dispatch state (cooldowns, sticky routes), tenancy state, the state backend and metrics.
 
-Owns the container, and the per-request read and write of routing state (cooldowns and the sticky route,
-one round trip to the shared backend when there is one; the local tables when there is not or it is
-unreachable). ``router.server.lifespan`` builds it and tears it down. Nothing here is a module global:
+Owns the container, and the per-request read and write of routing state: cooldowns from the local
+table (with a shared backend, the mirror its subscription keeps current; one read of the shared table per
+request only while that subscription is not live), the sticky route from the shared backend when a rule is
+sticky; the local tables when there is no shared backend or it is unreachable. ``router.server.lifespan`` builds it and tears it down. Nothing here is a module global:
 handlers reach it through the app's state.
 """
 
@@ -86,17 +87,27 @@ class Services:
         )
 
     async def routing_state(self, conversation: str | None, now: float) -> tuple[dict[str, float], str | None]:
-        """Models cooling at ``now`` -> until, and the conversation's sticky model: one round trip when shared
-        (a single read when no rule of the current policy is sticky: the route could not matter)."""
+        """Models cooling at ``now`` -> until, and the conversation's sticky model. Shared backend: the
+        cooldowns come from the local mirror of the shared table while its subscription is live (no read),
+        else from one read; the sticky route is read only when a rule of the current policy is sticky.
+        At most one round trip, none in the common case."""
         if self.shared is not None and self.health.usable:
             if conversation is not None and not self._sticky_rules():
                 conversation = None
+            mirrored = self.cooldowns.mirrored
+            if mirrored and conversation is None:
+                return self.cooldowns.active(now), None
             try:
-                raw, sticky = await self.shared.routing(conversation, self._sticky_ttl_ms)
+                if mirrored:
+                    assert conversation is not None
+                    raw, sticky = None, await self.shared.sticky(conversation, self._sticky_ttl_ms)
+                else:
+                    raw, sticky = await self.shared.routing(conversation, self._sticky_ttl_ms)
             except StateBackendError as exc:
                 self.health.failed(exc.operation, exc)
             else:
-                self.cooldowns.replace(parse_cooldowns(raw, time.time()), now)
+                if raw is not None:
+                    self.cooldowns.replace(parse_cooldowns(raw, time.time()), now)
                 if sticky is not None:
                     self.sticky.remember(conversation, sticky)  # the fallback keeps what the fleet knew
                 return self.cooldowns.active(now), sticky
@@ -127,8 +138,13 @@ class Services:
             self.health.failed(exc.operation, exc)
 
     def state_report(self) -> dict[str, object]:
-        """The state backend's health and which process answered (``--workers``: tells the workers apart)."""
-        return {**self.health.report(), "pid": os.getpid()}
+        """The state backend's health, whether the cooldown mirror is live, and which process answered
+        (``--workers``: tells the workers apart)."""
+        report = {**self.health.report(), "pid": os.getpid()}
+        if self.shared is not None:
+            # True while cooldowns come from the subscribed mirror; False: read from Redis per request.
+            report["cooldowns_subscribed"] = self.cooldowns.mirrored
+        return report
 
     def start_draining(self) -> None:
         self.draining = True

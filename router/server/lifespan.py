@@ -122,12 +122,14 @@ async def _state_backend(settings: Settings) -> AsyncIterator[Callable[..., Awai
         built.append(services)
         budgeted = lambda: [n for n, t in services.store.current.tenants.tenants.items() if t.budget]  # noqa: E731
         await services.tenancy.start(budgeted)  # loads the month's spend before the first request
+        services.cooldowns.start()  # shared backend: subscribe to cooldown changes
         return services
 
     try:
         yield services_for
     finally:
         for services in built:
+            await services.cooldowns.close()
             await services.tenancy.close()
         if shared is not None:
             await shared.close()

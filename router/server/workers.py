@@ -12,12 +12,14 @@ so prometheus-client runs in multiprocess mode and every worker's ``/metrics`` i
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from typing import Any
 
@@ -26,6 +28,8 @@ import msgspec
 from router.settings import Settings
 
 log = logging.getLogger("router")
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -37,10 +41,25 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: Settings, index: int) -> None:
+def _drain_when_orphaned(supervisor: int) -> None:
+    """Linux: SIGTERM (a drain) to this worker when the supervisor dies -- killed with SIGKILL it cannot
+    forward anything, and workers in their own session would otherwise keep serving with no one to stop
+    them. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("worker: prctl(PR_SET_PDEATHSIG) failed (errno %d): not stopped with a killed supervisor",
+                    ctypes.get_errno())
+    elif os.getppid() != supervisor:  # it died before the call: nothing will signal this worker
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(settings: Settings, index: int, supervisor: int) -> None:
     # Its own session: a terminal's Ctrl-C reaches the supervisor only, which forwards it once (a second
     # signal would make uvicorn skip the drain).
     os.setsid()
+    _drain_when_orphaned(supervisor)
     from router.observability.logs import configure_logging
     from router.server.serving import RouterServer
 
@@ -61,7 +80,8 @@ def run_workers(settings: Settings) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by prometheus-client when a worker imports it
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=_worker, args=(settings, i), name=f"router-worker-{i}") for i in range(settings.workers)
+        context.Process(target=_worker, args=(settings, i, os.getpid()), name=f"router-worker-{i}")
+        for i in range(settings.workers)
     ]
     forwarded: set[int] = set()
 

@@ -1,9 +1,11 @@
 """The shared backend on Redis: what every replica and worker reads and writes so that limits, budgets,
 cooldowns and sticky routes hold for the fleet, not per process.
 
-Owns the key layout and the Lua scripts. Every operation is one round trip: admission (both token buckets
-and the budget reservation) is one script, settling (token correction, reservation release, spend) another,
-the per-request routing read (cooldowns + sticky route) one pipeline. Scripts run atomically on the server
+Owns the key layout, the Lua scripts and the cooldown channel. Every operation is one round trip:
+admission (both token buckets and the budget reservation) is one script, settling (token correction,
+reservation release, spend) another, the routing read (cooldowns + sticky route) one pipeline. The
+cooldown scripts publish each change on ``router:<db>:cooldowns``, so a replica subscribed to it keeps the
+table in memory and reads no Redis for it per request (``router.gateway.cooldown``). Scripts run atomically on the server
 and use the server's clock (``TIME``) for buckets and reservation expiry, so replicas with skewed clocks
 still share one bucket. Cooldowns carry wall-clock times from the replica that saw the 429 (a cooldown is
 seconds long; NTP skew is milliseconds).
@@ -16,6 +18,7 @@ Keys (``{tenant}`` is a Redis Cluster hash tag, so one tenant's keys share a slo
     router:{t}:rsv:YYYY-MM                 zset  "id:usd" -> expiry ms  reservations (a crashed replica's expire)
     router:cooldowns                       hash  model -> "until_ms:marked_ms:status"
     router:sticky:<conversation>           string model, TTL = sticky TTL (refreshed on read)
+    router:<db>:cooldowns (channel)        "until_ms:marked_ms:status|model", "|model" when cleared
 
 Every call is bounded by the client's socket timeouts; any failure raises ``StateBackendError`` and the
 caller falls back to local state (``router.state.health``).
@@ -23,15 +26,17 @@ caller falls back to local state (``router.state.health``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from router.errors import StateBackendError
+from router.state.subscriber import Subscription
 
 LEDGER_TTL_S = 62 * 24 * 3600
 BUCKET_IDLE_MS = 120_000
@@ -130,7 +135,10 @@ return redis.call('GET', KEYS[2]) or '0'
 """
 
 # A cooldown only ever grows, and its mark time is the newest mark's. KEYS: cooldowns.
-# ARGV: model, until ms, marked ms, status, now ms. Expired entries are dropped on the way.
+# ARGV: model, until ms, marked ms, status, now ms, channel. Expired entries are dropped on the way. The
+# model's new entry is published ("until:marked:status|model") before the script returns, so every
+# subscribed replica has it before the replica that saw the 429 answers its client. ``pcall``: a user whose
+# ACL denies the channel still marks (its replicas, unable to subscribe either, read the table per request).
 _MARK = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local untilms, marked, status = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -147,15 +155,23 @@ for i = 1, #all, 2 do
   if u <= tonumber(ARGV[5]) then redis.call('HDEL', KEYS[1], all[i]) elseif u > latest then latest = u end
 end
 redis.call('PEXPIREAT', KEYS[1], latest)
+redis.pcall('PUBLISH', ARGV[6], string.format('%d:%d:%s', untilms, marked, status) .. '|' .. ARGV[1])
 return 1
 """
 
-# Only an outcome newer than the mark clears it. KEYS: cooldowns. ARGV: model, attempt start ms.
+# Only an outcome newer than the mark clears it. KEYS: cooldowns. ARGV: model, attempt start ms, channel.
+# Publishes the model's entry as it now stands ("|model" when cleared), so a replica that cleared its own
+# table on an older success takes back a newer mark from elsewhere.
 _CLEAR = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
 local marked = tonumber(string.match(cur, '^[^:]+:([^:]+):'))
-if marked < tonumber(ARGV[2]) then redis.call('HDEL', KEYS[1], ARGV[1]); return 1 end
+if marked < tonumber(ARGV[2]) then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.pcall('PUBLISH', ARGV[3], '|' .. ARGV[1])
+  return 1
+end
+redis.pcall('PUBLISH', ARGV[3], cur .. '|' .. ARGV[1])
 return 0
 """
 
@@ -189,6 +205,14 @@ def parse_cooldowns(raw: dict[str, str], now_wall: float) -> dict[str, RemoteCoo
     return cooling
 
 
+def parse_change(payload: str, now_wall: float) -> tuple[str, RemoteCooling | None]:
+    """A published cooldown change: the model and its entry (None: cleared or already over)."""
+    value, _, model = payload.partition("|")
+    if not value:
+        return model, None
+    return model, parse_cooldowns({model: value}, now_wall).get(model)
+
+
 class RedisState:
     """One connection pool per process; every method is one round trip."""
 
@@ -208,6 +232,10 @@ class RedisState:
             health_check_interval=0,
         )
         self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        self.pool = pool
+        self.timeout = timeout
+        # Channels are server-wide, keys are per database: the database is in the channel's name.
+        self.channel = f"router:{pool.connection_kwargs.get('db', 0)}:cooldowns"
         self._admit = self.client.register_script(_ADMIT)
         self._settle = self.client.register_script(_SETTLE)
         self._mark = self.client.register_script(_MARK)
@@ -265,6 +293,27 @@ class RedisState:
         args = [-1 if tpm is None else tpm, tokens_delta, member, repr(float(usd)), LEDGER_TTL_S]
         return float(await self._call("settle", self._settle(keys, args)))
 
+    async def settle_many(self, items: list[tuple[str, str, int | None, int, str, float]]) -> list[float | None]:
+        """Several settlements (tenant, month, tpm, tokens delta, member, usd) in one round trip: a pipeline
+        of the settle script, each atomic by itself. Per item the month's spend, or None when that item's
+        script failed (the caller books it locally); a failure of the round trip raises."""
+
+        async def run(batch: list[tuple[str, str, int | None, int, str, float]]) -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for tenant, month, tpm, delta, member, usd in batch:
+                keys = [f"router:{{{tenant}}}:tpm", *_ledger_keys(tenant, month)]
+                args = [-1 if tpm is None else tpm, delta, member, repr(float(usd)), LEDGER_TTL_S]
+                pipe.evalsha(self._settle.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+
+        results = await self._call("settle", run(items))
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:  # a restarted Redis has forgotten the script; those items did not run
+            await self._call("settle", self.client.script_load(_SETTLE))
+            for i, again in zip(missing, await self._call("settle", run([items[i] for i in missing])), strict=True):
+                results[i] = again
+        return [None if isinstance(r, Exception) else float(r) for r in results]
+
     async def spent(self, tenant: str, month: str) -> float:
         return float(await self._call("spent", self.client.get(_ledger_keys(tenant, month)[0])) or 0.0)
 
@@ -289,11 +338,20 @@ class RedisState:
         return await self._call("cooldowns", self.client.hgetall(COOLDOWNS))  # type: ignore[no-any-return]
 
     async def mark(self, model: str, until: float, marked: float, status: int, now: float) -> None:
-        args = [model, int(until * 1000), int(marked * 1000), status, int(now * 1000)]
+        args = [model, int(until * 1000), int(marked * 1000), status, int(now * 1000), self.channel]
         await self._call("mark", self._mark([COOLDOWNS], args))
 
     async def clear(self, model: str, started: float) -> None:
-        await self._call("clear", self._clear([COOLDOWNS], [model, int(started * 1000)]))
+        await self._call("clear", self._clear([COOLDOWNS], [model, int(started * 1000), self.channel]))
+
+    def subscribe(self, on_change: Callable[[str], None], on_resync: Callable[[], Awaitable[None]]) -> Subscription:
+        """The cooldown channel: ``on_change(payload)`` for each published change (see ``parse_change``),
+        ``on_resync()`` after each (re)subscription. Not started."""
+        return Subscription(self.pool, self.channel, on_change, on_resync, self.timeout)
+
+    async def sticky(self, sticky_key: str, sticky_ttl_ms: int) -> str | None:
+        """This conversation's sticky model (TTL refreshed)."""
+        return await self._call("routing", self.client.getex(f"router:sticky:{sticky_key}", px=sticky_ttl_ms))  # type: ignore[no-any-return]
 
     async def remember(self, sticky_key: str, model: str, ttl_ms: int) -> None:
         await self._call("remember", self.client.set(f"router:sticky:{sticky_key}", model, px=ttl_ms))
