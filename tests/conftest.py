@@ -59,7 +59,9 @@ class SimHandle:
 
 def is_triage_call(request: dict[str, Any]) -> bool:
     body = request.get("body") or {}
-    return isinstance(body, dict) and (body.get("tool_choice") or {}).get("name") == "classify"
+    choice = body.get("tool_choice") if isinstance(body, dict) else None
+    # An OpenAI-shaped tool_choice may be a string ("required", "auto"): not the triage call.
+    return isinstance(choice, dict) and choice.get("name") == "classify"
 
 
 @pytest.fixture(scope="session")

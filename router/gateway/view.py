@@ -96,8 +96,14 @@ def parse_request(raw: bytes, *, require_messages: bool = True) -> ParsedRequest
         raise InvalidRequest("model: Field required")
     if require_messages and "messages" not in body:
         raise InvalidRequest("messages: Field required")
+    fields = body
+    limit = body.get("max_tokens")
+    if type(limit) is float and limit.is_integer():
+        # JSON has one number type: 1024.0 is the integer 1024 to most clients' serialisers and to JSON
+        # Schema validators. The view reads it as such; the body is forwarded as the client wrote it.
+        fields = {**body, "max_tokens": int(limit)}
     try:
-        view = msgspec.convert(body, RequestView)
+        view = msgspec.convert(fields, RequestView)
     except msgspec.ValidationError as exc:
         # msgspec names the path, e.g. "Expected `str`, got `int` - at `$.model`".
         raise InvalidRequest(f"cannot read the request: {exc}") from None
