@@ -95,8 +95,9 @@ async def forward(
     try:
         response, streaming = await _forward(request, svc, path, messages, started, progress, dialect)
         return response
-    except ClientFacingError:
+    except ClientFacingError as exc:
         record_request(metrics, None, "rejected", svc.clock() - started, False)
+        _log_rejected(svc, progress, started, exc)
         raise
     except asyncio.CancelledError as exc:
         _client_left(svc, progress, started, "shutdown" if exc.args[:1] == (SHUTDOWN,) else "client_closed")
@@ -320,6 +321,36 @@ def _classification_headers(classification: Classification | None) -> dict[str, 
     }
 
 
+def _requested_label(parsed: ParsedRequest, svc: Services) -> str:
+    """The requested model as logged: only a router alias or a model the tier table knows -- a free client
+    string is not something to copy into logs."""
+    requested = parsed.view.model
+    tiers = svc.store.current.tiers
+    known = requested == AUTO or requested in tiers.tiers or tiers.tier_of_model(requested) is not None
+    return requested if known else "other"
+
+
+def _log_rejected(svc: Services, progress: _Progress, started: float, exc: ClientFacingError) -> None:
+    """The one access line of a request the router itself refused (unreadable body, unknown key, rate limit
+    or budget, a plan with no allowed target): its status and error type, the tenant when known, and the
+    decision's rule when it got that far. Never the message (it may quote the request) or a key."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    line: dict[str, Any] = {"outcome": "rejected", "status": exc.status, "error": exc.error_type}
+    who, parsed, decision = progress.who, progress.parsed, progress.decision
+    if who is not None:
+        line["tenant"] = who.name
+    if parsed is not None:
+        line["requested"] = _requested_label(parsed, svc)
+        line["stream"] = parsed.view.stream
+        if parsed.api is not None:
+            line["api"] = parsed.api
+    if decision is not None:
+        line["rule"] = decision.rule
+    line["ms"] = round((svc.clock() - started) * 1000, 2)
+    log.info("%s", msgspec.json.encode(line).decode())
+
+
 def _log(
     decision: Plan | None,
     attempts: list[tuple[str, str]],
@@ -337,11 +368,8 @@ def _log(
     client string is not something to copy into logs (and attempts' model ids are cut to 64 characters)."""
     if not log.isEnabledFor(logging.INFO):
         return
-    requested = parsed.view.model
-    tiers = svc.store.current.tiers
-    known = requested == AUTO or requested in tiers.tiers or tiers.tier_of_model(requested) is not None
     line: dict[str, Any] = {
-        "requested": requested if known else "other",
+        "requested": _requested_label(parsed, svc),
         "tier": target.tier if target else (decision.tier if decision else None),
         "model": target.model[:64] if target else None,
         "rule": decision.rule if decision else None,
