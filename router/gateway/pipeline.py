@@ -336,18 +336,23 @@ def _log_rejected(svc: Services, progress: _Progress, started: float, exc: Clien
     decision's rule when it got that far. Never the message (it may quote the request) or a key."""
     if not log.isEnabledFor(logging.INFO):
         return
-    line: dict[str, Any] = {"outcome": "rejected", "status": exc.status, "error": exc.error_type}
     who, parsed, decision = progress.who, progress.parsed, progress.decision
-    if who is not None:
-        line["tenant"] = who.name
-    if parsed is not None:
-        line["requested"] = _requested_label(parsed, svc)
-        line["stream"] = parsed.view.stream
-        if parsed.api is not None:
-            line["api"] = parsed.api
-    if decision is not None:
-        line["rule"] = decision.rule
-    line["ms"] = round((svc.clock() - started) * 1000, 2)
+    # The same fields as every other access line (one schema for log pipelines), null where unknown.
+    line: dict[str, Any] = {
+        "requested": _requested_label(parsed, svc) if parsed is not None else None,
+        "tier": decision.tier if decision is not None else None,
+        "model": None,
+        "rule": decision.rule if decision is not None else None,
+        "attempts": [],
+        "stream": parsed.view.stream if parsed is not None else None,
+        "outcome": "rejected",
+        "ms": round((svc.clock() - started) * 1000, 2),
+        "status": exc.status,
+        "error": exc.error_type,
+        "tenant": who.name if who is not None else None,
+    }
+    if parsed is not None and parsed.api is not None:
+        line["api"] = parsed.api
     log.info("%s", msgspec.json.encode(line).decode())
 
 
