@@ -8,8 +8,9 @@ goes is ``plan``'s.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
-
+from types import MappingProxyType
 from typing import Annotated
 
 import msgspec
@@ -112,10 +113,26 @@ def deprecation_notices(table: TierTable, deprecations: dict[str, str], today: d
     return notices
 
 
-def sdk_deprecations() -> dict[str, str]:
-    """The anthropic SDK's own table of deprecated models (empty if this SDK version has none)."""
+PUBLISHED_RETIREMENTS: Mapping[str, str] = MappingProxyType(
+    {
+        "claude-mythos-preview": "2026-06-30",
+        "claude-opus-4-5": "2027-01-22",
+        "claude-opus-4-5-20251101": "2027-01-22",
+        "claude-sonnet-4-5": "2026-11-30",
+        "claude-sonnet-4-5-20250929": "2026-11-30",
+    }
+)
+"""Retirement dates Anthropic has announced (its model-deprecations page, as the anthropic SDK's
+``DEPRECATED_MODELS`` carried them up to 2.14). Kept here because the SDK drops a model from its table once
+it is retired (2.15 dropped ``claude-sonnet-4-5``) -- exactly when a tier table still listing it most needs
+the warning."""
+
+
+def deprecation_dates() -> dict[str, str]:
+    """Model id -> announced retirement date: the dates above, then the installed anthropic SDK's own table
+    (newer announcements; empty if this SDK version has none)."""
     try:
         from anthropic._data import DEPRECATED_MODELS
     except ImportError:  # a private module: tolerate its absence rather than refuse to start
-        return {}
-    return dict(DEPRECATED_MODELS)
+        return dict(PUBLISHED_RETIREMENTS)
+    return {**PUBLISHED_RETIREMENTS, **DEPRECATED_MODELS}

@@ -19,7 +19,7 @@ from router.classify.service import build_triage
 from router.gateway.services import Services
 from router.policy.loader import Policy, load_policy
 from router.policy.store import PolicyStore
-from router.policy.tiers import deprecation_notices, sdk_deprecations
+from router.policy.tiers import deprecation_dates, deprecation_notices
 from router.policy.watch import DirectoryWatcher, install_sighup
 from router.server.checks import reload_check
 from router.settings import Settings
@@ -34,7 +34,7 @@ log = logging.getLogger("router")
 def _warn_deprecated(policy: Policy, warned: set[str]) -> None:
     """Warn about deprecated models the tiers list, each once per process (``warned`` remembers them across
     reloads), in the tense today's date calls for."""
-    notices = deprecation_notices(policy.tiers, sdk_deprecations(), datetime.now(timezone.utc).date())
+    notices = deprecation_notices(policy.tiers, deprecation_dates(), datetime.now(timezone.utc).date())
     for model, text in notices.items():
         if model not in warned:
             warned.add(model)

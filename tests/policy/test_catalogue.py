@@ -176,7 +176,7 @@ def _warnings(caplog: pytest.LogCaptureFixture, model: str) -> list[str]:
 
 
 # A tier table written before the catalogue existed: it still lists claude-sonnet-4-5 and says nothing of
-# lifecycles, so only the SDK's DEPRECATED_MODELS table knows it is retired.
+# lifecycles, so only the router's table of announced retirements (and SDKs up to 2.14) knows it is retired.
 OLD_STYLE_TIERS = """\
 default_tier: sonnet
 tiers:
@@ -226,3 +226,15 @@ def test_an_admin_reload_warns_about_a_newly_listed_deprecated_model(make_router
     notices = _warnings(caplog, "claude-opus-4-5")
     assert len(notices) == 1 and "retires on 2027-01-22" in notices[0], notices
     assert len(_warnings(caplog, "claude-sonnet-4-5")) == 1  # warned at start-up, not again on the reload
+
+
+def test_announced_retirements_survive_an_sdk_that_dropped_them():
+    """anthropic 2.15 removed claude-sonnet-4-5 from its DEPRECATED_MODELS once it retired; the router's
+    own table of announced dates keeps warning about a tier table that still lists it."""
+    from router.policy.tiers import PUBLISHED_RETIREMENTS, deprecation_dates, retirement_date
+
+    dates = deprecation_dates()
+    for model in PUBLISHED_RETIREMENTS:
+        assert retirement_date(dates[model]) == retirement_date(PUBLISHED_RETIREMENTS[model]), model
+    assert retirement_date(dates["claude-sonnet-4-5"]) == date(2026, 11, 30)
+
