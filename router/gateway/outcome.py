@@ -47,6 +47,23 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True):
     headers: dict[str, str] | None = None
 
 
+def stream_error_failure(
+    model: str, error_type: str, status: int, body: bytes | None, request_id: str | None
+) -> Failure:
+    """An error event a stream sent before any content: a failure like an HTTP error of ``status`` (a
+    fallback may follow), relayed as the JSON ``body`` if no target answers. Of the stream's headers only
+    the request id is kept (the others, content-type above all, do not fit a JSON error reply)."""
+    return Failure(
+        model=model,
+        label=f"error_event:{error_type}",
+        status=status,
+        retryable=status in RETRYABLE_STATUSES,
+        message=f"upstream stream error before content ({error_type})",
+        body=body,
+        headers={"request-id": request_id} if request_id else None,
+    )
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``retry-after`` header (delta-seconds form; the API does not send HTTP dates)."""
     if not value:

@@ -29,7 +29,7 @@ from router.gateway.dispatch import transport_failure
 from router.errors import FrameTooLarge, TransportError, sse_error_frame
 from router.upstream.transport import Response
 from router.gateway.headers import downstream_headers
-from router.gateway.outcome import RETRYABLE_STATUSES, Failure, error_status_for_event, http_failure
+from router.gateway.outcome import Failure, error_status_for_event, http_failure, stream_error_failure
 from router.gateway.plan import Target
 from router.gateway.sse import Frame, SSEFramer
 from router.gateway.outbound import Outbound
@@ -166,16 +166,7 @@ def _event_failure(model: str, decoded: object, request_id: str | None) -> Failu
     error_type = error.get("type", "api_error") if isinstance(error, dict) else "api_error"
     status = error_status_for_event(str(error_type))
     body = msgspec.json.encode(decoded) if isinstance(decoded, dict) else None
-    return Failure(
-        model=model,
-        label=f"error_event:{error_type}",
-        status=status,
-        retryable=status in RETRYABLE_STATUSES,
-        message=f"upstream stream error before content ({error_type})",
-        body=body,
-        # Only the id: the stream's other headers (content-type above all) do not fit a JSON error reply.
-        headers={"request-id": request_id} if request_id else None,
-    )
+    return stream_error_failure(model, str(error_type), status, body, request_id)
 
 
 MESSAGES_STREAM = StreamFormat(_check, sse_error_frame, _event_failure)

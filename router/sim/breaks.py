@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from typing import Any
 
 from aiohttp import web
 
@@ -61,3 +62,22 @@ async def pause(state: SimState, seconds: float) -> None:
         await asyncio.wait_for(state.closing.wait(), timeout=seconds)
     except TimeoutError:
         pass
+
+
+async def json_answer(
+    request: web.Request, data: bytes, headers: Any, rule: FaultRule | None
+) -> web.StreamResponse:
+    """A 200 JSON answer as the fault rule breaks it: ``malformed_json`` stops mid-document (with a
+    content-length that matches what is sent); ``cut`` promises the full length, delivers half, then
+    resets, so the client sees a truncated body. Any other rule (or none): the whole answer."""
+    if rule is not None and rule.kind == "malformed_json":
+        return web.Response(body=data[: len(data) // 2], status=200, headers=headers)
+    if rule is None or rule.kind != "cut":
+        return web.Response(body=data, status=200, headers=headers)
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_length = len(data)
+    await response.prepare(request)
+    await response.write(data[: len(data) // 2])
+    abort_connection(request)
+    return response
+

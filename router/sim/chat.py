@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router.sim.breaks import abort_connection, pause
+from router.sim.breaks import abort_connection, json_answer, pause
 from router.sim.config import JSON_ONLY_KINDS, STREAM_ONLY_KINDS, FaultRule, LatencyProfile
 from router.sim.content import Answer, estimate_input_tokens, new_id, plan_answer
 from router.sim.intake import receive
@@ -208,17 +208,7 @@ async def _single(request: web.Request, state: SimState, reply: _Reply) -> web.S
         "usage": _usage(reply.input_tokens, answer.output_tokens, reply.cached),
     }
     data = json.dumps(body).encode()
-    headers = {**reply.headers, "content-type": "application/json"}
-    if rule is not None and rule.kind == "malformed_json":
-        return web.Response(body=data[: len(data) // 2], status=200, headers=headers)
-    if rule is None or rule.kind != "cut":
-        return web.Response(body=data, status=200, headers=headers)
-    response = web.StreamResponse(status=200, headers=headers)
-    response.content_length = len(data)
-    await response.prepare(request)
-    await response.write(data[: len(data) // 2])
-    abort_connection(request)
-    return response
+    return await json_answer(request, data, {**reply.headers, "content-type": "application/json"}, rule)
 
 
 def _error_chunk() -> bytes:

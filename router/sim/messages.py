@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDict
 
-from router.sim.breaks import abort_connection, pause, status_fault_response
+from router.sim.breaks import abort_connection, json_answer, pause, status_fault_response
 from router.sim.config import FaultRule, LatencyProfile
 from router.sim.content import (
     Answer,
@@ -127,19 +127,7 @@ async def _single(request: web.Request, state: SimState, reply: Reply) -> web.St
         answer = dataclasses.replace(answer, block={"type": "text", "text": "x" * rule.frame_bytes})
     body = message_body(answer, model=model, msg_id=msg_id, input_tokens=input_tokens, **reply.cache)
     data = json.dumps(body).encode()
-    headers = _response_headers(reply, "application/json")
-    if rule is not None and rule.kind == "malformed_json":
-        # A 200 whose body stops mid-document, with a content-length that matches what is sent.
-        return web.Response(body=data[: len(data) // 2], status=200, headers=headers)
-    if rule is None or rule.kind != "cut":
-        return web.Response(body=data, status=200, headers=headers)
-    # Promise the full length, deliver half, then reset: the client sees a truncated body.
-    response = web.StreamResponse(status=200, headers=headers)
-    response.content_length = len(data)
-    await response.prepare(request)
-    await response.write(data[: len(data) // 2])
-    abort_connection(request)
-    return response
+    return await json_answer(request, data, _response_headers(reply, "application/json"), rule)
 
 
 async def _stream(request: web.Request, state: SimState, reply: Reply) -> web.StreamResponse:

@@ -18,7 +18,7 @@ import msgspec
 
 from router.gateway.openai import usage
 from router.gateway.openai.errors import sse_error_frame
-from router.gateway.outcome import RETRYABLE_STATUSES, Failure, error_status_for_event
+from router.gateway.outcome import Failure, error_status_for_event, stream_error_failure
 from router.gateway.sse import Frame
 from router.gateway.stream import CONTENT, DROP, END, ERROR, HOLD, StreamFormat, StreamStats
 
@@ -105,15 +105,7 @@ def event_failure(model: str, decoded: Any, request_id: str | None) -> Failure:
         body = msgspec.json.encode({"error": {"message": "upstream stream error", "type": error_type, "param": None, "code": None}})
     else:
         body = msgspec.json.encode({"error": error})
-    return Failure(
-        model=model,
-        label=f"error_event:{error_type}",
-        status=status,
-        retryable=status in RETRYABLE_STATUSES,
-        message=f"upstream stream error before content ({error_type})",
-        body=body,
-        headers={"request-id": request_id} if request_id else None,
-    )
+    return stream_error_failure(model, error_type, status, body, request_id)
 
 
 CHAT_STREAM = StreamFormat(check, sse_error_frame, event_failure)
