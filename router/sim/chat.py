@@ -22,32 +22,18 @@ from router.sim.breaks import abort_connection, json_answer, pause
 from router.sim.config import JSON_ONLY_KINDS, STREAM_ONLY_KINDS, FaultRule, LatencyProfile
 from router.sim.content import Answer, estimate_input_tokens, new_id, plan_answer
 from router.sim.intake import receive
-from router.sim.messages import _Fragmenting, _Trickling  # the same wire variations as the Messages stream
+# The same stream faults and wire variations as the Messages stream.
+from router.sim.messages import STREAM_BREAKS, _Fragmenting, _Trickling
 from router.sim.state import STATE_KEY, SimState
-from router.sim.wire import ERROR_TYPES, retry_after_value
+from router.sim.wire import ERROR_MESSAGES, ERROR_TYPES, retry_after_value
 
-_MESSAGES = {
-    "rate_limit_error": "Number of request tokens has exceeded your per-minute rate limit (simulated)",
-    "overloaded_error": "Overloaded",
-    "api_error": "Internal server error",
-    "timeout_error": "Request timed out",
-}
 _FINISH = {"end_turn": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
-_BREAKS: dict[str, tuple[str, bool]] = {
-    "stall": ("stall", False),
-    "stall_after_content": ("stall", True),
-    "cut": ("cut", True),
-    "error_before_content": ("error", False),
-    "error_after_content": ("error", True),
-    "malformed": ("malformed", False),
-    "malformed_after_content": ("malformed", True),
-}
 
 
 def error_response(status: int, headers: dict[str, str], message: str | None = None, param: str | None = None) -> web.Response:
     """An error in the OpenAI shape, with the API's status -> type vocabulary."""
     kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    body = {"error": {"message": message or _MESSAGES.get(kind, kind), "type": kind, "param": param, "code": None}}
+    body = {"error": {"message": message or ERROR_MESSAGES.get(kind, kind), "type": kind, "param": param, "code": None}}
     return web.Response(body=json.dumps(body).encode(), status=status, headers={**headers, "content-type": "application/json"})
 
 
@@ -246,8 +232,8 @@ async def _stream(request: web.Request, state: SimState, reply: _Reply) -> web.S
     if rule is not None and rule.kind == "comment_frames":
         await response.write(b": sim keep-alive\n\n")
     action, at = (None, None)
-    if rule is not None and rule.kind in _BREAKS:
-        action, after_content = _BREAKS[rule.kind]
+    if rule is not None and rule.kind in STREAM_BREAKS:
+        action, after_content = STREAM_BREAKS[rule.kind]
         at = rule.after_events if after_content else None
     stall_s = rule.stall_s if rule is not None else 0.0
     if action is not None and at is None:

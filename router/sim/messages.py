@@ -42,7 +42,7 @@ TRICKLE_BYTES = 5
 TRICKLE_PAUSE_S = 0.001
 
 # Stream fault kind -> (what happens, whether it waits for after_events deltas first).
-_STREAM_BREAKS: dict[str, tuple[str, bool]] = {
+STREAM_BREAKS: dict[str, tuple[str, bool]] = {
     "stall": ("stall", False),
     "stall_after_content": ("stall", True),
     "cut": ("cut", True),
@@ -237,9 +237,9 @@ async def _write_huge_delta(response: web.StreamResponse, answer: Answer, size: 
 
 def _stream_break(rule: FaultRule | None) -> tuple[str | None, int | None]:
     """(action, number of deltas sent first) for a stream fault; ``None`` deltas = right after ``ping``."""
-    if rule is None or rule.kind not in _STREAM_BREAKS:
+    if rule is None or rule.kind not in STREAM_BREAKS:
         return None, None
-    action, after_content = _STREAM_BREAKS[rule.kind]
+    action, after_content = STREAM_BREAKS[rule.kind]
     return action, (rule.after_events if after_content else None)
 
 

@@ -28,7 +28,7 @@ ERROR_TYPES: dict[int, str] = {
     529: "overloaded_error",
 }
 
-_ERROR_MESSAGES: dict[str, str] = {
+ERROR_MESSAGES: dict[str, str] = {
     "rate_limit_error": "Number of request tokens has exceeded your per-minute rate limit (simulated)",
     "overloaded_error": "Overloaded",
     "api_error": "Internal server error",
@@ -61,7 +61,7 @@ def common_headers(request_id: str, served: int, *, limited: bool = False) -> di
 
 def error_body(status: int, message: str | None, request_id: str, error_type: str | None = None) -> dict[str, Any]:
     kind = error_type or ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    text = message if message is not None else _ERROR_MESSAGES.get(kind, kind)
+    text = message if message is not None else ERROR_MESSAGES.get(kind, kind)
     return {"type": "error", "error": {"type": kind, "message": text}, "request_id": request_id}
 
 
